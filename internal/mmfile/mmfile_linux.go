@@ -1,0 +1,218 @@
+// Package mmfile maps a file into a reserved range of address space that can grow in place.
+//
+// A File reserves Max bytes of virtual address space once (PROT_NONE, no memory, no swap) and
+// maps the file's first Size bytes at the start of that range. Growing allocates disk blocks
+// with fallocate(2) first and then maps only the new part at a fixed address, so existing
+// views of the mapping stay valid and never move. Shrinking unmaps the tail (leaving it
+// reserved) before the file is truncated.
+//
+// Invariant: the mapped part of the range never extends past the end of the file, and every
+// mapped byte has disk blocks allocated, so touching a mapped byte never raises SIGBUS — not
+// on a full disk (fallocate fails first and the caller sees ENOSPC) and not after a truncate.
+//
+// Concurrency: Grow, Shrink, Sync and Close are called by one owner at a time. Bytes may be
+// read by any goroutine; the caller is responsible for not reading past what it knows to be
+// written, and for keeping the File open while any view of it is in use.
+package mmfile
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// PageSize is the unit of mapping.
+var PageSize = int64(os.Getpagesize())
+
+// File is a memory-mapped file that grows in place inside a fixed address reservation.
+type File struct {
+	f        *os.File
+	base     unsafe.Pointer // start of the reservation; nil when Max == 0 or closed
+	max      int64          // bytes reserved; mappings never exceed it
+	writable bool
+
+	// mu serializes changes of the mapping (Grow, Shrink, Close) with Populate, which may run
+	// on another goroutine.
+	mu sync.Mutex
+	// mapped is the number of bytes of the file mapped at base. Invariant: == file size.
+	// Written under mu; read by anyone.
+	mapped atomic.Int64
+}
+
+// Open opens path (creating it when create is set), reserves max bytes of address space and
+// maps the whole current file. A file larger than max is an error. A read-only File maps
+// PROT_READ and cannot grow.
+func Open(path string, max int64, writable, create bool) (*File, error) {
+	flag := os.O_RDONLY
+	if writable {
+		flag = os.O_RDWR
+		if create {
+			flag |= os.O_CREATE
+		}
+	}
+	f, err := os.OpenFile(path, flag, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	size := st.Size()
+	if max < size {
+		max = size
+	}
+	m := &File{f: f, max: roundUp(max), writable: writable}
+	if m.max > 0 {
+		p, err := unix.MmapPtr(-1, 0, nil, uintptr(m.max), unix.PROT_NONE,
+			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("reserve %d bytes for %q: %w", m.max, path, err)
+		}
+		m.base = p
+	}
+	if err := m.mapRange(0, size); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("map %q: %w", path, err)
+	}
+	m.mapped.Store(size)
+	return m, nil
+}
+
+func roundUp(n int64) int64 { return (n + PageSize - 1) &^ (PageSize - 1) }
+
+// mapRange maps file bytes [from, to) at base+from. from must be page aligned.
+func (m *File) mapRange(from, to int64) error {
+	if to <= from {
+		return nil
+	}
+	prot := unix.PROT_READ
+	if m.writable {
+		prot |= unix.PROT_WRITE
+	}
+	length := roundUp(to - from)
+	_, err := unix.MmapPtr(int(m.f.Fd()), from, unsafe.Add(m.base, from), uintptr(length), prot,
+		unix.MAP_SHARED|unix.MAP_FIXED)
+	return err
+}
+
+// File returns the underlying file, for sendfile(2) and pread.
+func (m *File) File() *os.File { return m.f }
+
+// Size returns the file's size, which is also the number of mapped bytes.
+func (m *File) Size() int64 { return m.mapped.Load() }
+
+// Max returns the reserved size: the most this File can grow to.
+func (m *File) Max() int64 { return m.max }
+
+// Bytes returns a view of the whole mapped file. The view is valid until Close, and its
+// bytes past a later Shrink point must not be touched.
+func (m *File) Bytes() []byte {
+	n := m.mapped.Load()
+	if n == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(m.base), n)
+}
+
+// ErrFull is returned by Grow past the reservation.
+var ErrFull = errors.New("mmfile: reservation full")
+
+// Grow makes the file at least size bytes long: it allocates disk blocks for the new part
+// (fallocate; ENOSPC is returned to the caller, nothing is mapped) and maps it. Existing
+// views stay valid. Growing a read-only File is an error.
+func (m *File) Grow(size int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mapped := m.mapped.Load()
+	if size <= mapped {
+		return nil
+	}
+	if !m.writable {
+		return errors.New("mmfile: grow of read-only file")
+	}
+	if size > m.max {
+		return ErrFull
+	}
+	if err := unix.Fallocate(int(m.f.Fd()), 0, mapped, size-mapped); err != nil {
+		return fmt.Errorf("fallocate %q to %d: %w", m.f.Name(), size, err)
+	}
+	// The last page of the old mapping may have been partial; remap from its start.
+	from := mapped &^ (PageSize - 1)
+	if err := m.mapRange(from, size); err != nil {
+		return fmt.Errorf("map %q [%d,%d): %w", m.f.Name(), from, size, err)
+	}
+	m.mapped.Store(size)
+	return nil
+}
+
+// Shrink truncates the file to size bytes. Pages wholly past size are unmapped (returned to
+// the reservation) before the truncate, so no mapped byte is ever past the end of the file.
+// Views of bytes past size must no longer be touched.
+func (m *File) Shrink(size int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mapped := m.mapped.Load()
+	if size >= mapped {
+		return nil
+	}
+	keep := roundUp(size)
+	if keep < roundUp(mapped) {
+		_, err := unix.MmapPtr(-1, 0, unsafe.Add(m.base, keep), uintptr(roundUp(mapped)-keep),
+			unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE|unix.MAP_FIXED)
+		if err != nil {
+			return fmt.Errorf("unmap tail of %q: %w", m.f.Name(), err)
+		}
+	}
+	if err := m.f.Truncate(size); err != nil {
+		return fmt.Errorf("truncate %q to %d: %w", m.f.Name(), size, err)
+	}
+	m.mapped.Store(size)
+	return nil
+}
+
+// Populate faults in the pages of [from, to) for writing (MADV_POPULATE_WRITE), so that later
+// writes there do not take page faults. It is safe to call from another goroutine than the
+// writer as long as the range stays mapped; errors are ignored (it is only a hint).
+func (m *File) Populate(from, to int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	to = min(to, m.mapped.Load())
+	if !m.writable || to <= from || m.base == nil {
+		return
+	}
+	from &^= PageSize - 1
+	b := unsafe.Slice((*byte)(unsafe.Add(m.base, from)), roundUp(to-from))
+	_ = unix.Madvise(b, unix.MADV_POPULATE_WRITE)
+}
+
+// Sync writes the file's dirty pages and size to stable storage.
+func (m *File) Sync() error {
+	if err := unix.Fdatasync(int(m.f.Fd())); err != nil {
+		return fmt.Errorf("fdatasync %q: %w", m.f.Name(), err)
+	}
+	return nil
+}
+
+// Close unmaps the reservation and closes the file. No view may be used afterwards.
+func (m *File) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var err error
+	if m.base != nil {
+		err = unix.MunmapPtr(m.base, uintptr(m.max))
+		m.base = nil
+	}
+	m.mapped.Store(0)
+	if cerr := m.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
