@@ -221,7 +221,11 @@ func (l *Log) appendLocked(records []byte, asLeader bool, leaderEpoch int32, inf
 			base = l.logEndOffset.Load()
 		}
 		last := base + int64(h.LastOffsetDelta)
-		if err := l.maybeRollLocked(size, base, last, now); err != nil {
+		maxTs := h.MaxTimestamp
+		if appendTime >= 0 {
+			maxTs = appendTime
+		}
+		if err := l.maybeRollLocked(size, base, last, maxTs, now); err != nil {
 			return l.fail(err)
 		}
 		s := l.active()
@@ -237,10 +241,6 @@ func (l *Log) appendLocked(records []byte, asLeader bool, leaderEpoch int32, inf
 			if appendTime >= 0 {
 				setLogAppendTime(dst, appendTime)
 			}
-		}
-		maxTs := h.MaxTimestamp
-		if appendTime >= 0 {
-			maxTs = appendTime
 		}
 		if err := l.indexBatchLocked(s, pos, size, last, maxTs); err != nil {
 			return l.fail(err)
@@ -291,7 +291,10 @@ func (l *Log) closedLocked() bool {
 
 // maybeRollLocked rolls a new segment when the batch would not fit, the segment is too old,
 // an index is full, or the batch's offsets do not fit the segment's relative offsets.
-func (l *Log) maybeRollLocked(size int64, base, last Offset, now int64) error {
+//
+// The age rule is Kafka's: the batch's timestamp minus the segment's first batch timestamp
+// when there is one, else the time since the segment was created.
+func (l *Log) maybeRollLocked(size int64, base, last Offset, batchTs, now int64) error {
 	s := l.active()
 	cur := s.size.Load()
 	if cur == 0 {
@@ -301,7 +304,7 @@ func (l *Log) maybeRollLocked(size int64, base, last Offset, now int64) error {
 		return nil
 	}
 	if cur+size > l.cfg.SegmentBytes || cur+size > s.mf.Max() ||
-		now-s.rollTs > l.cfg.SegmentMs ||
+		s.age(batchTs, now) > l.cfg.SegmentMs ||
 		s.oidx.IsFull() || s.tidx.IsFull() ||
 		last-s.base > math.MaxUint32 {
 		return l.rollLocked(s.next.Load(), now)
@@ -348,6 +351,14 @@ func (l *Log) rollLocked(base Offset, now int64) error {
 	return nil
 }
 
+// age is how old the segment is for segment.ms.
+func (s *segment) age(batchTs, now int64) int64 {
+	if s.firstTs >= 0 && batchTs >= 0 {
+		return batchTs - s.firstTs
+	}
+	return now - s.created
+}
+
 // ensureRoomLocked grows the active segment's file and mapping to hold end bytes, keeping a
 // preallocated, prefaulted stretch ahead of the write cursor.
 func (l *Log) ensureRoomLocked(s *segment, end int64) error {
@@ -374,8 +385,8 @@ func (l *Log) indexBatchLocked(s *segment, pos, size int64, last Offset, maxTs i
 	if maxTs > s.maxTs {
 		s.maxTs, s.maxTsRel = maxTs, rel
 	}
-	if pos == 0 && maxTs >= 0 {
-		s.rollTs = min(s.rollTs, maxTs)
+	if pos == 0 {
+		s.firstTs = maxTs
 	}
 	s.bytesSinceIndex += size
 	if s.bytesSinceIndex < l.cfg.IndexIntervalBytes {

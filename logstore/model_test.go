@@ -112,6 +112,7 @@ func modelConfigs() []modelConfig {
 	appendTime := tiny
 	appendTime.SegmentBytes, appendTime.LogAppendTime = 8<<10, true
 	appendTime.IndexIntervalBytes = 4096
+	appendTime.SegmentMs = 300 // rolls by age too
 	return []modelConfig{
 		{"tiny-segments/interval-1", tiny},
 		{"tiny-index", tinyIdx},

@@ -55,7 +55,8 @@ type segment struct {
 	bytesSinceIndex int64
 	maxTs           int64  // largest batch max timestamp in the segment, -1 if none
 	maxTsRel        uint32 // relative last offset of the first batch with maxTs
-	rollTs          int64  // when the segment was created or its first batch's timestamp
+	created         int64  // wall ms when the segment was created or opened
+	firstTs         int64  // max timestamp of the first batch, -1 if none (segment.ms rolls on it)
 
 	refs    atomic.Int32
 	deleted atomic.Bool
@@ -124,7 +125,7 @@ func (s *segment) closeKeep() error {
 
 // createSegment makes a new, empty active segment at base.
 func createSegment(dir string, base Offset, cfg *Config, now int64) (*segment, error) {
-	s := &segment{base: base, dir: dir, cfg: cfg, active: true, maxTs: -1, rollTs: now}
+	s := &segment{base: base, dir: dir, cfg: cfg, active: true, maxTs: -1, created: now, firstTs: -1}
 	for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
 		os.Remove(segmentName(dir, base, suf))
 	}
@@ -363,14 +364,10 @@ func (s *segment) scanState(now int64) {
 	b := s.bytes()
 	var h BatchHeader
 	s.maxTs, s.maxTsRel = -1, 0
-	s.rollTs = now
-	first := true
+	s.created, s.firstTs = now, -1
 	for pos := int64(0); headerAt(b, pos, &h); pos += int64(h.Size()) {
-		if first {
-			first = false
-			if h.MaxTimestamp >= 0 {
-				s.rollTs = h.MaxTimestamp
-			}
+		if pos == 0 {
+			s.firstTs = h.MaxTimestamp
 		}
 		if h.MaxTimestamp > s.maxTs {
 			s.maxTs, s.maxTsRel = h.MaxTimestamp, uint32(h.LastOffset()-s.base)
