@@ -36,9 +36,10 @@ type File struct {
 	max      int64          // bytes reserved; mappings never exceed it
 	writable bool
 
-	// mu serializes changes of the mapping (Grow, Shrink, Close) with Populate, which may run
-	// on another goroutine.
-	mu sync.Mutex
+	// mu keeps Shrink and Close (write lock) from unmapping what Populate (read lock, any
+	// goroutine) works on. Grow needs no exclusion: it only maps past what Populate sees, and
+	// it is called by the owner, who never runs it concurrently with Shrink or Close.
+	mu sync.RWMutex
 	// mapped is the number of bytes of the file mapped at base. Invariant: == file size.
 	// Written under mu; read by anyone.
 	mapped atomic.Int64
@@ -129,8 +130,6 @@ var ErrFull = errors.New("mmfile: reservation full")
 // (fallocate; ENOSPC is returned to the caller, nothing is mapped) and maps it. Existing
 // views stay valid. Growing a read-only File is an error.
 func (m *File) Grow(size int64) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	mapped := m.mapped.Load()
 	if size <= mapped {
 		return nil
@@ -182,8 +181,8 @@ func (m *File) Shrink(size int64) error {
 // writes there do not take page faults. It is safe to call from another goroutine than the
 // writer as long as the range stays mapped; errors are ignored (it is only a hint).
 func (m *File) Populate(from, to int64) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	to = min(to, m.mapped.Load())
 	if !m.writable || to <= from || m.base == nil {
 		return
