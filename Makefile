@@ -4,7 +4,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 10s
 PKGS        := ./...
 
-.PHONY: help run test test-short lint fuzz fuzz-smoke bench chaos
+.PHONY: help run deps test test-short lint fuzz fuzz-smoke bench chaos
 
 help:
 	@echo "make run         single-node broker on 127.0.0.1:9092, data in ./data"
@@ -14,15 +14,22 @@ help:
 	@echo "make fuzz        each fuzz target for FUZZTIME (default 10s; try FUZZTIME=5m)"
 	@echo "make chaos       long crash/kill suites"
 
-run:
-	@echo "the broker binary (cmd/spate) is not built yet; see the open issues" >&2; exit 1
+run: bin/spate
+	./bin/spate -data-dir data
+
+bin/spate: $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
+	CGO_ENABLED=0 $(GO) build -o bin/spate ./cmd/spate
+
+# Tools the tests drive besides Go clients: kcat (librdkafka's CLI) from Debian's packages.
+deps:
+	@command -v kcat >/dev/null || { (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat; }
 
 lint:
 	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$fmt" ]; then echo "gofmt needed: $$fmt"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 
-test: lint
+test: deps lint
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(MAKE) fuzz-smoke FUZZTIME=3s
 
@@ -38,4 +45,4 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./logstore ./index
 
 chaos:
-	SPATE_CHAOS=long $(GO) test -count=1 -timeout 60m -run 'Crash|Chaos' -v ./logstore
+	SPATE_CHAOS=long $(GO) test -count=1 -timeout 60m -run 'Crash|Chaos|Torn|Corrupt' -v ./logstore

@@ -164,7 +164,7 @@ func (l *Log) AppendAsFollower(records []byte, info *AppendInfo) error {
 		if err := CheckBatch(rest, 0, &h); err != nil {
 			return err
 		}
-		if h.BaseOffset < next || h.LastOffset() < h.BaseOffset {
+		if !offsetsFit(&h, next, h.BaseOffset) {
 			return &Error{Code: CodeInvalidRecord, Msg: fmt.Sprintf("follower batch at offset %d is below log end %d", h.BaseOffset, next)}
 		}
 		if int64(h.Size()) > l.cfg.SegmentBytes {
@@ -303,10 +303,12 @@ func (l *Log) maybeRollLocked(size int64, base, last Offset, batchTs, now int64)
 		}
 		return nil
 	}
+	if last-s.base > math.MaxUint32 {
+		return l.rollLocked(base, now) // relative offsets would overflow: start at the batch
+	}
 	if cur+size > l.cfg.SegmentBytes || cur+size > s.mf.Max() ||
 		s.age(batchTs, now) > l.cfg.SegmentMs ||
-		s.oidx.IsFull() || s.tidx.IsFull() ||
-		last-s.base > math.MaxUint32 {
+		s.oidx.IsFull() || s.tidx.IsFull() {
 		return l.rollLocked(s.next.Load(), now)
 	}
 	return nil

@@ -2,6 +2,7 @@ package logstore
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -63,7 +64,9 @@ func Open(dir string, cfg Config, opts OpenOptions) (*Log, error) {
 	leo := l.active().next.Load()
 	l.logEndOffset.Store(leo)
 	l.logStartOffset.Store(min(max(opts.LogStartOffset, l.segments[0].base), leo))
-	l.recoveryPoint.Store(leo)
+	// Only what was synced before is known to be on disk: the recovered tail is not, until
+	// the next Sync (Kafka's LogLoader keeps the checkpointed point for the same reason).
+	l.recoveryPoint.Store(min(max(opts.RecoveryPoint, l.segments[0].base), leo))
 	return l, nil
 }
 
@@ -127,7 +130,8 @@ func (l *Log) recover(rp Offset, now int64) error {
 		present := s.size.Load()
 		valid, next := s.recoverScan(skipTo)
 		// A sealed segment may end in zeros (kept while an old mapping was in use).
-		tailOK := valid == present || isZero(s.mf.Bytes()[valid:min(present, s.mf.Size())])
+		tailOK := valid == present ||
+			(!last && next == l.segments[i+1].base && isZero(s.mf.Bytes()[valid:min(present, s.mf.Size())]))
 		if !last && tailOK && next <= l.segments[i+1].base {
 			if valid != present {
 				if err := s.truncateFilesTo(valid); err != nil {
@@ -179,7 +183,7 @@ func (s *segment) recoverScan(skipTo Offset) (valid int64, next Offset) {
 	maxTs, maxRel := int64(-1), uint32(0)
 	// Follow headers to the recovery point.
 	if skipTo > s.base {
-		for headerAt(b, pos, &h) && h.BaseOffset >= next && h.LastOffset() < skipTo {
+		for headerAt(b, pos, &h) && h.LastOffsetDelta >= 0 && h.BaseOffset >= next && h.LastOffset() < skipTo {
 			if h.MaxTimestamp > maxTs {
 				maxTs, maxRel = h.MaxTimestamp, uint32(h.LastOffset()-s.base)
 			}
@@ -192,7 +196,7 @@ func (s *segment) recoverScan(skipTo Offset) (valid int64, next Offset) {
 	s.tidx.TruncateToOffset(uint32(max(next-s.base, 0)))
 	var since int64
 	for pos < int64(len(b)) {
-		if CheckBatch(b[pos:], 0, &h) != nil || h.BaseOffset < next || h.LastOffset()-s.base > 1<<32-1 {
+		if CheckBatch(b[pos:], 0, &h) != nil || !offsetsFit(&h, next, s.base) {
 			break
 		}
 		size := int64(h.Size())
@@ -246,4 +250,13 @@ func isZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// offsetsFit reports whether a stored batch's offsets are sane after next (the offset after the
+// previous batch) in a segment based at base: not below next, no overflow, and relative
+// offsets that fit the index's u32.
+func offsetsFit(h *BatchHeader, next, base Offset) bool {
+	return h.BaseOffset >= next && h.LastOffsetDelta >= 0 &&
+		h.BaseOffset <= math.MaxInt64-1-int64(h.LastOffsetDelta) &&
+		h.LastOffset()-base <= math.MaxUint32
 }
