@@ -1,0 +1,243 @@
+package broker
+
+// Produce v0–v11. v0–v2 are advertised because older librdkafka builds stop compressing when
+// the minimum is above 0 (compat-traps.md), but their message formats (magic 0/1) are answered
+// with UNSUPPORTED_FOR_MESSAGE_FORMAT, as Kafka 4 does. acks=0 gets no response; acks=1 and
+// acks=all are answered after the append (a single node is the whole ISR; acks=all fails with
+// NOT_ENOUGH_REPLICAS when min.insync.replicas is above it).
+//
+// Each partition's record set is validated and appended by logstore (one copy into the
+// segment's mapping). Idempotent batches are checked against the producer state under the
+// partition's lock; a retried batch is answered with its original offsets.
+
+// The request is decoded by hand into a pooled, reused structure (record sets are views of the
+// frame: they are appended before Serve returns) and the response is encoded by hand into a
+// pooled buffer: the steady-state produce path allocates nothing.
+//
+// Request:  transactional_id (nullable string) | acks i16 | timeout_ms i32 |
+//           topics[ name | partitions[ index i32 | records (nullable bytes) | [tags] ] | [tags] ] | [tags]
+// Response: topics[ name | partitions[ index i32 | error_code i16 | base_offset i64 |
+//           log_append_time_ms i64 | log_start_offset i64 (v5+) | record_errors[] (v8+) |
+//           error_message (v8+) | [tags] ] | [tags] ] | throttle_time_ms i32 | [tags]
+
+import (
+	"encoding/binary"
+	"sync"
+
+	"github.com/spate-broker/spate/logstore"
+	"github.com/spate-broker/spate/netio"
+)
+
+type prodPart struct {
+	index      int32
+	records    []byte
+	errCode    int16
+	base       int64
+	appendTime int64
+	logStart   int64
+}
+
+type prodTopic struct {
+	name  []byte
+	parts []prodPart
+}
+
+// produceState is one produce request in flight; pooled.
+type produceState struct {
+	txn       bool
+	acks      int16
+	topics    []prodTopic
+	buf       []byte
+	resp      netio.Response
+	releaseFn func() // st.release, bound once so replying allocates nothing
+}
+
+var producePool sync.Pool
+
+func newProduceState() any {
+	st := &produceState{}
+	st.releaseFn = st.release
+	return st
+}
+
+func (st *produceState) release() {
+	st.resp.Parts = st.resp.Parts[:0]
+	if cap(st.buf) > 1<<20 {
+		st.buf = nil // never pool an oversized buffer
+	}
+	producePool.Put(st)
+}
+
+// decode parses a produce request body into st, reusing its slices.
+func (st *produceState) decode(body []byte, version int16) bool {
+	flex := version >= 9
+	r := reader{b: body}
+	st.txn = false
+	if version >= 3 {
+		_, st.txn = r.str(flex)
+	}
+	st.acks = r.int16()
+	r.int32() // timeout_ms: a single node answers at once
+	nt := r.arrayLen(flex)
+	st.topics = st.topics[:0]
+	for i := 0; i < nt && !r.bad; i++ {
+		if len(st.topics) < cap(st.topics) {
+			st.topics = st.topics[:i+1]
+		} else {
+			st.topics = append(st.topics, prodTopic{})
+		}
+		t := &st.topics[i]
+		t.name, _ = r.str(flex)
+		np := r.arrayLen(flex)
+		t.parts = t.parts[:0]
+		for j := 0; j < np && !r.bad; j++ {
+			t.parts = append(t.parts, prodPart{index: r.int32(), records: r.bytes(flex)})
+			r.skipTags(flex)
+		}
+		r.skipTags(flex)
+	}
+	r.skipTags(flex)
+	return !r.bad
+}
+
+func (st *produceState) encode(correlation int32, version int16) {
+	flex := version >= 9
+	b := st.buf[:0]
+	b = binary.BigEndian.AppendUint32(b, uint32(correlation))
+	if flex {
+		b = append(b, 0)
+	}
+	b = appendArrayLen(b, len(st.topics), flex)
+	for i := range st.topics {
+		t := &st.topics[i]
+		b = appendStringBytes(b, t.name, flex)
+		b = appendArrayLen(b, len(t.parts), flex)
+		for j := range t.parts {
+			p := &t.parts[j]
+			b = binary.BigEndian.AppendUint32(b, uint32(p.index))
+			b = binary.BigEndian.AppendUint16(b, uint16(p.errCode))
+			b = binary.BigEndian.AppendUint64(b, uint64(p.base))
+			b = binary.BigEndian.AppendUint64(b, uint64(p.appendTime))
+			if version >= 5 {
+				b = binary.BigEndian.AppendUint64(b, uint64(p.logStart))
+			}
+			if version >= 8 {
+				b = appendArrayLen(b, 0, flex) // record_errors
+				b = appendNullString(b, flex)  // error_message
+			}
+			if flex {
+				b = append(b, 0)
+			}
+		}
+		if flex {
+			b = append(b, 0)
+		}
+	}
+	b = binary.BigEndian.AppendUint32(b, 0) // throttle_time_ms
+	if flex {
+		b = append(b, 0)
+	}
+	st.buf = b
+}
+
+func appendStringBytes(b, s []byte, flex bool) []byte {
+	if flex {
+		b = binary.AppendUvarint(b, uint64(len(s))+1)
+	} else {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+	}
+	return append(b, s...)
+}
+
+func appendNullString(b []byte, flex bool) []byte {
+	if flex {
+		return append(b, 0)
+	}
+	return append(b, 0xff, 0xff)
+}
+
+func init() {
+	producePool.New = newProduceState
+	apis[0] = api{min: 0, max: 11, flexible: 9, serve: func(b *Broker, c *netio.Conn, seq netio.Seq, h *reqHeader, body []byte) {
+		st := producePool.Get().(*produceState)
+		if !st.decode(body, h.version) {
+			producePool.Put(st)
+			b.metrics.malformed.Inc()
+			c.Close()
+			return
+		}
+		for i := range st.topics {
+			t := &st.topics[i]
+			for j := range t.parts {
+				p := &t.parts[j]
+				p.base, p.appendTime, p.logStart = -1, -1, -1
+				p.errCode = b.produceTo(st, t.name, p)
+				if p.errCode != 0 {
+					b.metrics.failed(0)
+				}
+			}
+		}
+		if st.acks == 0 {
+			c.NoReply(seq)
+			producePool.Put(st)
+			return
+		}
+		st.encode(h.correlation, h.version)
+		st.resp.AppendBytes(st.buf)
+		st.resp.Release = st.releaseFn
+		b.metrics.done(h)
+		c.Reply(seq, st.resp)
+	}}
+}
+
+func (b *Broker) produceTo(st *produceState, topicName []byte, pp *prodPart) int16 {
+	if st.acks != 0 && st.acks != 1 && st.acks != -1 {
+		return errInvalidRequiredAcks
+	}
+	p := b.topics.partitionBytes(topicName, pp.index)
+	if p == nil {
+		return errUnknownTopicOrPartition
+	}
+	if st.txn {
+		return errTransactionalIDAuthFailed // transactions are not served yet
+	}
+	records := pp.records
+	b.metrics.bytesIn.Add(len(records))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if st.acks == -1 && p.minISR > 1 {
+		return errNotEnoughReplicas
+	}
+	var bh logstore.BatchHeader
+	if err := logstore.CheckBatch(records, 0, &bh); err != nil {
+		return logstore.CodeOf(err)
+	}
+	if bh.IsTransactional() {
+		return errTransactionalIDAuthFailed
+	}
+	if len(records) != bh.Size() && bh.ProducerID >= 0 {
+		return errInvalidRecord // an idempotent produce carries exactly one batch
+	}
+	dup, code := p.checkSequenceLocked(&bh)
+	if code != 0 {
+		return code
+	}
+	if dup != nil {
+		pp.base = dup.FirstOffset
+		pp.logStart = p.log.LogStartOffset()
+		if p.logAppendTime {
+			pp.appendTime = dup.Timestamp
+		}
+		return 0
+	}
+	var info logstore.AppendInfo
+	if err := p.log.AppendAsLeader(records, p.leaderEpoch, false, &info); err != nil {
+		return logstore.CodeOf(err)
+	}
+	p.recordBatchLocked(&bh, info.FirstOffset, info.LastOffset, info.MaxTimestamp)
+	pp.base = info.FirstOffset
+	pp.appendTime = info.LogAppendTime
+	pp.logStart = info.LogStartOffset
+	p.wake()
+	return 0
+}

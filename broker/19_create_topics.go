@@ -1,0 +1,102 @@
+package broker
+
+// CreateTopics v0–v7. A single node accepts replication factor 1 (or -1 for the default);
+// more is INVALID_REPLICATION_FACTOR, as Kafka answers when there are too few brokers. Manual
+// assignments must name this node. v5+ returns the topic's partitions, replication factor and
+// configs; v7 the topic id.
+
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() {
+	register(kmsg.CreateTopics, 0, 7, true, func(b *Broker, h *reqHeader, req *kmsg.CreateTopicsRequest) kmsg.Response {
+		resp := kmsg.NewPtrCreateTopicsResponse()
+		seen := map[string]int{}
+		for _, rt := range req.Topics {
+			seen[rt.Topic]++
+		}
+		for _, rt := range req.Topics {
+			out := kmsg.NewCreateTopicsResponseTopic()
+			out.Topic = rt.Topic
+			out.NumPartitions, out.ReplicationFactor = -1, -1
+			code, msg := b.createOne(&rt, req.ValidateOnly, seen[rt.Topic] > 1, &out)
+			out.ErrorCode = code
+			if code != 0 && msg != "" && h.version >= 1 {
+				out.ErrorMessage = &msg
+			}
+			resp.Topics = append(resp.Topics, out)
+		}
+		return resp
+	})
+}
+
+func (b *Broker) createOne(rt *kmsg.CreateTopicsRequestTopic, validateOnly, duplicate bool, out *kmsg.CreateTopicsResponseTopic) (int16, string) {
+	if duplicate {
+		return errInvalidRequest, "Create topics request from client contains duplicate topic " + rt.Topic
+	}
+	partitions, rf := rt.NumPartitions, rt.ReplicationFactor
+	if len(rt.ReplicaAssignment) > 0 {
+		if partitions != -1 || rf != -1 {
+			return errInvalidRequest, "Both numPartitions or replicationFactor and replicasAssignments were set."
+		}
+		partitions = int32(len(rt.ReplicaAssignment))
+		for i, a := range rt.ReplicaAssignment {
+			if a.Partition != int32(i) {
+				return errInvalidReplicaAssignment, "Partitions should be consecutive and start at 0."
+			}
+			for _, r := range a.Replicas {
+				if r != b.cfg.NodeID {
+					return errInvalidReplicaAssignment, fmt.Sprintf("Unknown broker %d in replica assignment.", r)
+				}
+			}
+			if len(a.Replicas) != 1 {
+				return errInvalidReplicationFactor, "Replication factor larger than the available brokers: 1."
+			}
+		}
+		rf = 1
+	}
+	if partitions == -1 {
+		partitions = b.cfg.NumPartitions
+	}
+	if rf == -1 {
+		rf = b.cfg.DefaultReplication
+	}
+	if rf <= 0 {
+		return errInvalidReplicationFactor, "Replication factor must be larger than 0."
+	}
+	if rf > 1 {
+		return errInvalidReplicationFactor, fmt.Sprintf("Replication factor: %d larger than available brokers: 1.", rf)
+	}
+	configs := map[string]string{}
+	for _, c := range rt.Configs {
+		if c.Value == nil {
+			continue
+		}
+		configs[c.Name] = *c.Value
+	}
+	if len(configs) == 0 {
+		configs = nil
+	}
+	t, code, msg := b.topics.create(rt.Topic, partitions, configs, validateOnly)
+	if code != 0 {
+		return code, msg
+	}
+	out.NumPartitions, out.ReplicationFactor = partitions, rf
+	out.TopicID = t.meta.ID
+	for _, d := range topicConfigDefs {
+		v, set := configValue(&d, configs)
+		c := kmsg.NewCreateTopicsResponseTopicConfig()
+		c.Name = d.name
+		val := v
+		c.Value = &val
+		c.Source = 5 // DEFAULT_CONFIG
+		if set {
+			c.Source = 1 // TOPIC_CONFIG
+		}
+		out.Configs = append(out.Configs, c)
+	}
+	return 0, ""
+}

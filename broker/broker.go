@@ -1,0 +1,288 @@
+// Package broker answers Kafka requests: it decodes request headers, dispatches by API key to
+// one handler file per key (named by key, e.g. 00_produce.go), and owns the partition manager
+// (topics, partitions, their logs and producer state) and the purgatory of parked fetches.
+//
+// It sits above logstore (storage) and netio (sockets); it knows nothing of gnet and never
+// touches a socket: it answers through netio.Conn.Reply/NoReply, from the event loop for quick
+// requests and from other goroutines for slow ones (admin requests that touch the disk, fetches
+// that wait for data).
+//
+// Request header (all versions; v1 adds client_id, v2 — used by flexible request versions —
+// adds tagged fields):
+//
+//	api_key int16 | api_version int16 | correlation_id int32 | client_id nullable_string | tags
+//
+// Response header: correlation_id int32, then tagged fields for flexible versions — except
+// ApiVersions, whose response header never has tagged fields (compat-traps.md).
+package broker
+
+import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/spate-broker/spate/logstore"
+	"github.com/spate-broker/spate/netio"
+)
+
+// Config is the broker's configuration (Kafka's broker settings where one exists).
+type Config struct {
+	NodeID                 int32
+	ClusterID              string
+	AdvertisedHost         string // host clients are told to connect to
+	AdvertisedPort         int32
+	Rack                   string
+	DataDir                string
+	AutoCreateTopics       bool  // auto.create.topics.enable
+	NumPartitions          int32 // num.partitions
+	DefaultReplication     int16 // default.replication.factor
+	Log                    logstore.Config
+	MaxTransactionTimeout  time.Duration // transaction.max.timeout.ms
+	FlushCheckInterval     time.Duration
+	RetentionCheckInterval time.Duration // log.retention.check.interval.ms
+	CheckpointInterval     time.Duration
+	Logger                 *slog.Logger
+}
+
+// DefaultConfig returns a single node's defaults.
+func DefaultConfig() Config {
+	return Config{
+		NodeID:                 1,
+		AdvertisedHost:         "127.0.0.1",
+		AdvertisedPort:         9092,
+		DataDir:                "data",
+		AutoCreateTopics:       true,
+		NumPartitions:          1,
+		DefaultReplication:     1,
+		Log:                    logstore.DefaultConfig(),
+		MaxTransactionTimeout:  15 * time.Minute,
+		FlushCheckInterval:     time.Second,
+		RetentionCheckInterval: 5 * time.Minute,
+		CheckpointInterval:     time.Minute,
+	}
+}
+
+// Broker serves the Kafka protocol for one node. It implements netio.Handler.
+type Broker struct {
+	cfg    Config
+	log    *slog.Logger
+	store  *logstore.Store
+	topics *topicManager
+	pids   *producerIDs
+	fetchq *purgatory
+
+	metrics *Metrics
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// New opens the data folder (recovering every log) and returns a broker ready to serve.
+func New(cfg Config) (*Broker, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	b := &Broker{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), metrics: newMetrics()}
+	meta, err := loadMeta(cfg.DataDir, cfg.ClusterID, cfg.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	b.cfg.ClusterID = meta.ClusterID
+	b.topics = newTopicManager(b, meta)
+	b.store, err = logstore.OpenStore(cfg.DataDir, b.topics.logConfigFor)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.topics.attachLogs(); err != nil {
+		b.store.Close()
+		return nil, err
+	}
+	b.pids, err = openProducerIDs(cfg.DataDir)
+	if err != nil {
+		b.store.Close()
+		return nil, err
+	}
+	b.fetchq = newPurgatory()
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		ctx, cancel := stopContext(b.stop)
+		defer cancel()
+		b.store.Maintain(ctx, cfg.FlushCheckInterval, cfg.RetentionCheckInterval, cfg.CheckpointInterval)
+	}()
+	return b, nil
+}
+
+// Close flushes and closes every log. Call it after the network server has stopped.
+func (b *Broker) Close() error {
+	var err error
+	b.stopOnce.Do(func() {
+		close(b.stop)
+		b.fetchq.closeAll()
+		b.wg.Wait()
+		b.topics.saveProducerSnapshots()
+		err = b.store.Close()
+	})
+	return err
+}
+
+// ClusterID returns the cluster id from meta.properties.
+func (b *Broker) ClusterID() string { return b.cfg.ClusterID }
+
+// reqHeader is a decoded request header.
+type reqHeader struct {
+	key, version int16
+	correlation  int32
+	clientID     string
+	flexible     bool      // response header carries tagged fields
+	start        time.Time // when the request was dispatched (latency metric)
+}
+
+// Serve implements netio.Handler. It runs on the event loop; frame is valid only during the
+// call. Garbage framing closes the connection, as the Java broker does.
+func (b *Broker) Serve(c *netio.Conn, req *netio.Request) {
+	frame := req.Frame
+	if len(frame) < 8 {
+		c.Close()
+		return
+	}
+	h := reqHeader{start: time.Now()}
+	h.key = int16(binary.BigEndian.Uint16(frame))
+	h.version = int16(binary.BigEndian.Uint16(frame[2:]))
+	h.correlation = int32(binary.BigEndian.Uint32(frame[4:]))
+	body := frame[8:]
+	// client_id: nullable string (int16 length) in header v1+; every request uses v1+.
+	if len(body) < 2 {
+		c.Close()
+		return
+	}
+	n := int16(binary.BigEndian.Uint16(body))
+	body = body[2:]
+	if n > 0 {
+		if int(n) > len(body) {
+			c.Close()
+			return
+		}
+		h.clientID = string(body[:n])
+		body = body[n:]
+	}
+	api, ok := apis[h.key]
+	if !ok || h.version < api.min || h.version > api.max {
+		if h.key == kmsg.ApiVersions.Int16() {
+			b.apiVersionsUnsupported(c, req.Seq, &h)
+			return
+		}
+		b.log.Debug("unsupported request", "key", h.key, "version", h.version, "client", h.clientID)
+		b.metrics.unsupported.Inc()
+		c.Close()
+		return
+	}
+	h.flexible = api.flexible >= 0 && h.version >= api.flexible
+	if h.flexible {
+		var ok bool
+		if body, ok = skipTags(body); !ok {
+			c.Close()
+			return
+		}
+	}
+	if h.key == kmsg.ApiVersions.Int16() {
+		h.flexible = false // ApiVersions responses always use header v0
+	}
+	b.metrics.request(h.key)
+	api.serve(b, c, req.Seq, &h, body)
+}
+
+// skipTags skips a tagged-field section, bounded by the bytes present.
+func skipTags(b []byte) ([]byte, bool) {
+	n, l := binary.Uvarint(b)
+	if l <= 0 || n > uint64(len(b)) {
+		return nil, false
+	}
+	b = b[l:]
+	for i := uint64(0); i < n; i++ {
+		_, l := binary.Uvarint(b)
+		if l <= 0 {
+			return nil, false
+		}
+		b = b[l:]
+		size, l := binary.Uvarint(b)
+		if l <= 0 || size > uint64(len(b)-l) {
+			return nil, false
+		}
+		b = b[l+int(size):]
+	}
+	return b, true
+}
+
+// api describes one supported API key.
+type api struct {
+	min, max int16
+	flexible int16 // first flexible version, -1 if none
+	serve    func(b *Broker, c *netio.Conn, seq netio.Seq, h *reqHeader, body []byte)
+}
+
+// apis is the table of supported requests, filled by each handler file's init.
+var apis = map[int16]api{}
+
+// register adds a kmsg-decoded handler: the request is decoded (kmsg bounds every length by
+// the bytes present), handled by fn — on a goroutine when slow is set (it may touch the disk),
+// else on the event loop — and the response is encoded with the request's version.
+func register[Req kmsg.Request, Resp kmsg.Response](key kmsg.Key, min, max int16, slow bool, fn func(b *Broker, h *reqHeader, req Req) Resp) {
+	k := key.Int16()
+	apis[k] = api{min: min, max: max, flexible: firstFlexible(k), serve: func(b *Broker, c *netio.Conn, seq netio.Seq, h *reqHeader, body []byte) {
+		req := kmsg.RequestForKey(k).(Req)
+		req.SetVersion(h.version)
+		if err := req.ReadFrom(body); err != nil {
+			b.log.Debug("malformed request", "request", h.String(), "err", err)
+			b.metrics.malformed.Inc()
+			c.Close()
+			return
+		}
+		run := func() {
+			resp := fn(b, h, req)
+			resp.SetVersion(h.version)
+			b.reply(c, seq, h, resp)
+		}
+		if slow {
+			go run()
+		} else {
+			run()
+		}
+	}}
+}
+
+// firstFlexible returns the first flexible version of a request key, or -1.
+func firstFlexible(key int16) int16 {
+	r := kmsg.RequestForKey(key)
+	for v := int16(0); v <= r.MaxVersion(); v++ {
+		r.SetVersion(v)
+		if r.IsFlexible() {
+			return v
+		}
+	}
+	return -1
+}
+
+// reply encodes a response (header and body) and hands it to netio.
+func (b *Broker) reply(c *netio.Conn, seq netio.Seq, h *reqHeader, resp kmsg.Response) {
+	buf := make([]byte, 0, 256)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(h.correlation))
+	if h.flexible {
+		buf = append(buf, 0)
+	}
+	buf = resp.AppendTo(buf)
+	var r netio.Response
+	r.AppendBytes(buf)
+	b.metrics.done(h)
+	c.Reply(seq, r)
+}
+
+// errorf is for logging with the request's context.
+func (h *reqHeader) String() string {
+	return fmt.Sprintf("%s v%d corr %d client %q", kmsg.NameForKey(h.key), h.version, h.correlation, h.clientID)
+}

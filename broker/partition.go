@@ -1,0 +1,278 @@
+package broker
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/spate-broker/spate/logstore"
+)
+
+// partition is one partition this node leads (a single node leads all of them).
+type partition struct {
+	b       *Broker
+	tp      logstore.TopicPartition
+	topicID [16]byte
+	log     *logstore.Log
+
+	// mu serializes produce appends with the idempotent producer checks, so the sequence
+	// check and the append are one step.
+	mu            sync.Mutex
+	producers     map[int64]*producerState // guarded by mu
+	minISR        int                      // min.insync.replicas; guarded by mu
+	logAppendTime bool                     // message.timestamp.type=LogAppendTime; guarded by mu
+	leaderEpoch   int32
+
+	waitMu  sync.Mutex
+	waiters []*delayedFetch // fetches parked on this partition; guarded by waitMu
+}
+
+func newPartition(b *Broker, tp logstore.TopicPartition, id [16]byte, l *logstore.Log) *partition {
+	return &partition{b: b, tp: tp, topicID: id, log: l, producers: map[int64]*producerState{}, minISR: 1}
+}
+
+// highWatermark is the log end offset: a single node is the whole ISR.
+func (p *partition) highWatermark() int64 { return p.log.LogEndOffset() }
+
+// lastStableOffset equals the high watermark until transactions exist.
+func (p *partition) lastStableOffset() int64 { return p.highWatermark() }
+
+// deleted wakes parked fetches of a deleted partition.
+func (p *partition) deleted() { p.wake() }
+
+// wake completes the fetches parked on this partition (new data, or deletion).
+func (p *partition) wake() {
+	p.waitMu.Lock()
+	ws := p.waiters
+	p.waiters = nil
+	p.waitMu.Unlock()
+	for _, w := range ws {
+		w.notify()
+	}
+}
+
+// unpark removes w (a fetch that stopped waiting) from the partition's waiters.
+func (p *partition) unpark(w *delayedFetch) {
+	p.waitMu.Lock()
+	defer p.waitMu.Unlock()
+	for i, x := range p.waiters {
+		if x == w {
+			last := len(p.waiters) - 1
+			p.waiters[i] = p.waiters[last]
+			p.waiters[last] = nil
+			p.waiters = p.waiters[:last]
+			return
+		}
+	}
+}
+
+func (p *partition) park(w *delayedFetch) {
+	p.waitMu.Lock()
+	p.waiters = append(p.waiters, w)
+	p.waitMu.Unlock()
+}
+
+// Idempotent producer state, as Kafka keeps it: per producer id, the epoch and the metadata of
+// the last five batches, so a retried batch is answered with its original offset.
+const producerBatchCache = 5
+
+type batchMeta struct {
+	FirstSeq    int32 `json:"fs"`
+	LastSeq     int32 `json:"ls"`
+	FirstOffset int64 `json:"fo"`
+	LastOffset  int64 `json:"lo"`
+	Timestamp   int64 `json:"ts"`
+}
+
+type producerState struct {
+	Epoch   int16       `json:"epoch"`
+	Batches []batchMeta `json:"batches"` // oldest first, at most producerBatchCache
+}
+
+func (s *producerState) last() *batchMeta {
+	if len(s.Batches) == 0 {
+		return nil
+	}
+	return &s.Batches[len(s.Batches)-1]
+}
+
+func (s *producerState) add(m batchMeta) {
+	if len(s.Batches) == producerBatchCache {
+		copy(s.Batches, s.Batches[1:])
+		s.Batches = s.Batches[:producerBatchCache-1]
+	}
+	s.Batches = append(s.Batches, m)
+}
+
+// nextSeq is the sequence after last, wrapping at int32 max as Kafka does.
+func nextSeq(last int32) int32 {
+	if last == math.MaxInt32 {
+		return 0
+	}
+	return last + 1
+}
+
+func lastSeqOf(h *logstore.BatchHeader) int32 {
+	s := int64(h.BaseSequence) + int64(h.LastOffsetDelta)
+	if s > math.MaxInt32 {
+		s -= math.MaxInt32 + 1
+	}
+	return int32(s)
+}
+
+// checkSequenceLocked applies Kafka's idempotence rules to a batch. It returns a duplicate's
+// cached metadata (dup != nil: answer with it, append nothing) or an error code.
+func (p *partition) checkSequenceLocked(h *logstore.BatchHeader) (dup *batchMeta, code int16) {
+	if h.ProducerID < 0 {
+		return nil, 0
+	}
+	st := p.producers[h.ProducerID]
+	if st == nil {
+		return nil, 0 // unknown producer: any sequence starts it (Kafka 2.5+, KIP-360)
+	}
+	if h.ProducerEpoch < st.Epoch {
+		return nil, errInvalidProducerEpoch
+	}
+	if h.ProducerEpoch > st.Epoch {
+		if h.BaseSequence != 0 {
+			return nil, errOutOfOrderSequenceNumber // a new epoch starts at sequence 0
+		}
+		return nil, 0
+	}
+	last := lastSeqOf(h)
+	for i := range st.Batches {
+		m := &st.Batches[i]
+		if m.FirstSeq == h.BaseSequence && m.LastSeq == last {
+			return m, 0
+		}
+	}
+	if l := st.last(); l != nil && h.BaseSequence != nextSeq(l.LastSeq) {
+		return nil, errOutOfOrderSequenceNumber
+	}
+	return nil, 0
+}
+
+// recordBatchLocked updates the producer state after an append.
+func (p *partition) recordBatchLocked(h *logstore.BatchHeader, first, last int64, ts int64) {
+	if h.ProducerID < 0 {
+		return
+	}
+	st := p.producers[h.ProducerID]
+	if st == nil || h.ProducerEpoch > st.Epoch {
+		st = &producerState{Epoch: h.ProducerEpoch}
+		p.producers[h.ProducerID] = st
+	}
+	st.add(batchMeta{FirstSeq: h.BaseSequence, LastSeq: lastSeqOf(h), FirstOffset: first, LastOffset: last, Timestamp: ts})
+}
+
+// Producer state snapshots: <partition dir>/<20-digit offset>.snapshot holds the state of every
+// producer as of that offset (JSON). Loading takes the newest snapshot not past the log end and
+// replays batch headers from its offset; without one the whole log is replayed.
+const snapshotSuffix = ".snapshot"
+
+type producerSnapshot struct {
+	Producers map[string]*producerState `json:"producers"`
+}
+
+func (p *partition) saveProducerSnapshot() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	leo := p.log.LogEndOffset()
+	snap := producerSnapshot{Producers: map[string]*producerState{}}
+	for id, st := range p.producers {
+		snap.Producers[strconv.FormatInt(id, 10)] = st
+	}
+	raw, err := json.Marshal(snap)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(p.log.Dir(), fmt.Sprintf("%020d%s", leo, snapshotSuffix))
+	if err := writeFileAtomic(path, raw); err != nil {
+		return err
+	}
+	// Older snapshots are superseded.
+	ents, _ := os.ReadDir(p.log.Dir())
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), snapshotSuffix) && filepath.Join(p.log.Dir(), e.Name()) != path {
+			os.Remove(filepath.Join(p.log.Dir(), e.Name()))
+		}
+	}
+	return nil
+}
+
+// loadProducerState rebuilds the idempotent producer state after a restart.
+func (p *partition) loadProducerState() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	leo := p.log.LogEndOffset()
+	from := p.log.LogStartOffset()
+	ents, err := os.ReadDir(p.log.Dir())
+	if err != nil {
+		return err
+	}
+	best := int64(-1)
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasSuffix(name, snapshotSuffix) {
+			continue
+		}
+		off, err := strconv.ParseInt(strings.TrimSuffix(name, snapshotSuffix), 10, 64)
+		if err != nil || off > leo {
+			os.Remove(filepath.Join(p.log.Dir(), name)) // past the log end (truncated): stale
+			continue
+		}
+		best = max(best, off)
+	}
+	if best >= 0 {
+		raw, err := os.ReadFile(filepath.Join(p.log.Dir(), fmt.Sprintf("%020d%s", best, snapshotSuffix)))
+		var snap producerSnapshot
+		if err == nil && json.Unmarshal(raw, &snap) == nil {
+			for k, st := range snap.Producers {
+				id, err := strconv.ParseInt(k, 10, 64)
+				if err == nil && st != nil && len(st.Batches) <= producerBatchCache {
+					p.producers[id] = st
+				}
+			}
+			from = max(from, best)
+		}
+	}
+	return p.replayLocked(from, leo)
+}
+
+// replayLocked feeds the batch headers of [from, to) into the producer state.
+func (p *partition) replayLocked(from, to int64) error {
+	var res logstore.ReadResult
+	defer res.Release()
+	var h logstore.BatchHeader
+	for from < to {
+		if err := p.log.Read(from, 16<<20, to, true, &res); err != nil {
+			if errors.Is(err, logstore.ErrOffsetOutOfRange) {
+				return nil
+			}
+			return err
+		}
+		if len(res.Regions) == 0 {
+			return nil
+		}
+		for _, r := range res.Regions {
+			for b := r.Data; len(b) >= logstore.BatchHeaderSize; b = b[h.Size():] {
+				logstore.ParseBatchHeader(b, &h)
+				if h.Size() > len(b) {
+					break
+				}
+				if h.LastOffset() >= from && !h.IsControl() {
+					p.recordBatchLocked(&h, h.BaseOffset, h.LastOffset(), h.MaxTimestamp)
+				}
+			}
+		}
+		from = res.NextOffset
+		res.Release()
+	}
+	return nil
+}

@@ -1,0 +1,159 @@
+// Command spate runs a Spate broker: by default a single node on 127.0.0.1:9092 with its data
+// in ./data and nothing else to start. Flags override environment variables (SPATE_<FLAG>,
+// upper case, dashes as underscores), which override the defaults.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spate-broker/spate/broker"
+	"github.com/spate-broker/spate/netio"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "spate:", err)
+		os.Exit(1)
+	}
+}
+
+// readProperties reads name=value lines; '#' and '!' start comments.
+func readProperties(path string) (map[string]string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for i, line := range strings.Split(string(raw), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' || line[0] == '!' {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: want name=value", path, i+1)
+		}
+		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return out, nil
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("spate", flag.ContinueOnError)
+	def := broker.DefaultConfig()
+	listen := fs.String("listen", "127.0.0.1:9092", "address to accept Kafka clients on")
+	advertised := fs.String("advertised", "", "host:port clients are told to connect to (default: the listen address)")
+	dataDir := fs.String("data-dir", def.DataDir, "data folder")
+	nodeID := fs.Int("node-id", int(def.NodeID), "node id")
+	admin := fs.String("admin", "127.0.0.1:9644", "HTTP address of /metrics (empty: off)")
+	partitions := fs.Int("num-partitions", int(def.NumPartitions), "num.partitions for auto-created topics")
+	autoCreate := fs.Bool("auto-create-topics", def.AutoCreateTopics, "auto.create.topics.enable")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	maxConns := fs.Int("max-connections", 10000, "connection cap")
+	configPath := fs.String("config", "", "a properties file (name=value per line, names as the flags)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	// Precedence: flags, then environment, then the config file, then defaults.
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *configPath != "" {
+		props, err := readProperties(*configPath)
+		if err != nil {
+			return err
+		}
+		for k, v := range props {
+			f := fs.Lookup(k)
+			if f == nil {
+				return fmt.Errorf("%s: unknown setting %q", *configPath, k)
+			}
+			if !set[k] {
+				if err := f.Value.Set(v); err != nil {
+					return fmt.Errorf("%s: %s: %w", *configPath, k, err)
+				}
+			}
+		}
+	}
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v, ok := os.LookupEnv("SPATE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))); ok && !set[f.Name] {
+			if err := f.Value.Set(v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("environment %s: %w", f.Name, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return envErr
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg := def
+	cfg.Logger = logger
+	cfg.DataDir = *dataDir
+	cfg.NodeID = int32(*nodeID)
+	cfg.NumPartitions = int32(*partitions)
+	cfg.AutoCreateTopics = *autoCreate
+	adv := *advertised
+	if adv == "" {
+		adv = *listen
+	}
+	host, port, err := net.SplitHostPort(adv)
+	if err != nil {
+		return fmt.Errorf("advertised address %q: %w", adv, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return fmt.Errorf("advertised port %q: %w", port, err)
+	}
+	cfg.AdvertisedHost, cfg.AdvertisedPort = host, int32(p)
+
+	b, err := broker.New(cfg)
+	if err != nil {
+		return err
+	}
+	srv, err := netio.Start(netio.Config{Addr: *listen, Multicore: true, MaxConnections: *maxConns}, b)
+	if err != nil {
+		b.Close()
+		return err
+	}
+	logger.Info("spate started", "listen", srv.Addr().String(), "advertised", adv, "data_dir", cfg.DataDir, "cluster_id", b.ClusterID())
+	if *admin != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+			b.Metrics().WritePrometheus(w)
+		})
+		go func() {
+			if err := http.ListenAndServe(*admin, mux); err != nil {
+				logger.Warn("admin endpoint", "err", err)
+			}
+		}()
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	s := <-sig
+	logger.Info("stopping", "signal", s.String())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Stop(ctx); err != nil {
+		logger.Warn("network stop", "err", err)
+	}
+	if err := b.Close(); err != nil {
+		return err
+	}
+	logger.Info("stopped cleanly")
+	return nil
+}
