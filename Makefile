@@ -31,6 +31,7 @@ lint:
 
 test: deps lint
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -count=1 -run 'AllocationBudget' $(PKGS)
 	$(MAKE) fuzz-smoke FUZZTIME=3s
 
 fuzz-smoke fuzz:

@@ -49,7 +49,9 @@ type produceState struct {
 	topics    []prodTopic
 	buf       []byte
 	resp      netio.Response
-	releaseFn func() // st.release, bound once so replying allocates nothing
+	flush     []*partition // partitions whose flush.messages was reached by this request
+	names     []byte       // topic names owned by st (see ownNames)
+	releaseFn func()       // st.release, bound once so replying allocates nothing
 }
 
 var producePool sync.Pool
@@ -98,6 +100,25 @@ func (st *produceState) decode(body []byte, version int16) bool {
 	}
 	r.skipTags(flex)
 	return !r.bad
+}
+
+// ownNames copies the topic names (views of the request frame) into st's own buffer, for a
+// response answered after Serve returned.
+func (st *produceState) ownNames() {
+	n := 0
+	for i := range st.topics {
+		n += len(st.topics[i].name)
+	}
+	if cap(st.names) < n {
+		st.names = make([]byte, 0, n)
+	}
+	st.names = st.names[:0]
+	for i := range st.topics {
+		t := &st.topics[i]
+		from := len(st.names)
+		st.names = append(st.names, t.name...)
+		t.name = st.names[from:len(st.names):len(st.names)]
+	}
 }
 
 func (st *produceState) encode(correlation int32, version int16) {
@@ -177,17 +198,37 @@ func init() {
 				}
 			}
 		}
-		if st.acks == 0 {
-			c.NoReply(seq)
-			producePool.Put(st)
+		if len(st.flush) > 0 {
+			// flush.messages reached: sync off the event loop, then answer.
+			hc := *h
+			st.ownNames() // the frame is gone once Serve returns
+			go func() {
+				for i, p := range st.flush {
+					if err := p.log.Sync(); err != nil {
+						b.log.Error("flush", "partition", p.tp.String(), "err", err)
+					}
+					st.flush[i] = nil
+				}
+				st.flush = st.flush[:0]
+				b.finishProduce(c, seq, &hc, st)
+			}()
 			return
 		}
-		st.encode(h.correlation, h.version)
-		st.resp.AppendBytes(st.buf)
-		st.resp.Release = st.releaseFn
-		b.metrics.done(h)
-		c.Reply(seq, st.resp)
+		b.finishProduce(c, seq, h, st)
 	}}
+}
+
+func (b *Broker) finishProduce(c *netio.Conn, seq netio.Seq, h *reqHeader, st *produceState) {
+	if st.acks == 0 {
+		c.NoReply(seq)
+		producePool.Put(st)
+		return
+	}
+	st.encode(h.correlation, h.version)
+	st.resp.AppendBytes(st.buf)
+	st.resp.Release = st.releaseFn
+	b.metrics.done(h)
+	c.Reply(seq, st.resp)
 }
 
 func (b *Broker) produceTo(st *produceState, topicName []byte, pp *prodPart) int16 {
@@ -238,6 +279,9 @@ func (b *Broker) produceTo(st *produceState, topicName []byte, pp *prodPart) int
 	pp.base = info.FirstOffset
 	pp.appendTime = info.LogAppendTime
 	pp.logStart = info.LogStartOffset
+	if info.FlushNeeded {
+		st.flush = append(st.flush, p)
+	}
 	p.wake()
 	return 0
 }

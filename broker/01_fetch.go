@@ -312,7 +312,7 @@ func (st *fetchState) resolve() {
 				} else if e := rp.CurrentLeaderEpoch; e >= 0 && e != fp.p.leaderEpoch {
 					fp.errCode = errUnknownLeaderEpoch
 					if e < fp.p.leaderEpoch {
-						fp.errCode = 74 // FENCED_LEADER_EPOCH
+						fp.errCode = errFencedLeaderEpoch
 					}
 				}
 			}

@@ -38,7 +38,7 @@ func (b *Broker) listOffset(req *kmsg.ListOffsetsRequest, topic string, rp *kmsg
 	}
 	if e := rp.CurrentLeaderEpoch; e >= 0 && e != p.leaderEpoch {
 		if e < p.leaderEpoch {
-			return 74 // FENCED_LEADER_EPOCH
+			return errFencedLeaderEpoch
 		}
 		return errUnknownLeaderEpoch
 	}

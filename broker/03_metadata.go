@@ -91,9 +91,7 @@ func isInternalTopic(name string) bool {
 }
 
 func (b *Broker) topicMetadata(t *topic) kmsg.MetadataResponseTopic {
-	b.topics.mu.RLock()
 	parts := t.partitions
-	b.topics.mu.RUnlock()
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.meta.Name
 	mt.Topic = &name

@@ -86,16 +86,12 @@ func (b *Broker) createOne(rt *kmsg.CreateTopicsRequestTopic, validateOnly, dupl
 	}
 	out.NumPartitions, out.ReplicationFactor = partitions, rf
 	out.TopicID = t.meta.ID
-	for _, d := range topicConfigDefs {
-		v, set := configValue(&d, configs)
+	brokers := b.brokerConfigsByName()
+	for i := range topicConfigDefs {
+		dc := describeTopicConfig(&topicConfigDefs[i], configs, brokers, false, false)
 		c := kmsg.NewCreateTopicsResponseTopicConfig()
-		c.Name = d.name
-		val := v
-		c.Value = &val
-		c.Source = 5 // DEFAULT_CONFIG
-		if set {
-			c.Source = 1 // TOPIC_CONFIG
-		}
+		c.Name, c.Value, c.Source = dc.Name, dc.Value, int8(dc.Source)
+		c.ReadOnly, c.IsSensitive = dc.ReadOnly, dc.IsSensitive
 		out.Configs = append(out.Configs, c)
 	}
 	return 0, ""

@@ -118,6 +118,11 @@ func New(cfg Config) (*Broker, error) {
 	return b, nil
 }
 
+// Drain answers every parked fetch now and makes later fetches answer without waiting, so
+// that the network server can stop without waiting out long polls. Call it before stopping
+// the server.
+func (b *Broker) Drain() { b.fetchq.closeAll() }
+
 // Close flushes and closes every log. Call it after the network server has stopped.
 func (b *Broker) Close() error {
 	var err error

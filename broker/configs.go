@@ -136,12 +136,3 @@ func logConfig(base logstore.Config, overrides map[string]string) logstore.Confi
 	}
 	return c
 }
-
-// configValue returns the effective value of a topic config and whether it was set on the
-// topic (source TOPIC_CONFIG) or is the default (DEFAULT_CONFIG).
-func configValue(d *configDef, overrides map[string]string) (string, bool) {
-	if v, ok := overrides[d.name]; ok {
-		return v, true
-	}
-	return d.def, false
-}

@@ -39,10 +39,13 @@ const (
 	errFetchSessionIDNotFound      int16 = 70
 	errInvalidFetchSessionEpoch    int16 = 71
 	errOffsetNotAvailable          int16 = 78
+	errFencedLeaderEpoch           int16 = 74
 	errUnknownLeaderEpoch          int16 = 75
 	errInvalidRecord               int16 = 87
 	errUnknownTopicID              int16 = 100
 	errInconsistentTopicID         int16 = 103
 	errTransactionalIDNotFound     int16 = 105
+	errMismatchedEndpointType      int16 = 114
+	errUnsupportedEndpointType     int16 = 115
 	errUnknownServerError          int16 = -1
 )

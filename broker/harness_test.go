@@ -70,6 +70,7 @@ func (tb *testBroker) stop() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	tb.b.Drain()
 	tb.srv.Stop(ctx)
 	tb.b.Close()
 	tb.srv = nil

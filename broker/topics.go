@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/spate-broker/spate/logstore"
 )
@@ -115,29 +116,57 @@ type topic struct {
 	partitions []*partition
 }
 
-// topicManager owns topics and partitions. Lookups take mu for reading; creation, deletion
-// and config changes take it for writing and persist the metadata file before returning.
+// topicView is an immutable snapshot of the topics: readers load it without locks, writers
+// publish a new one (copy-on-write). A *topic in a published view is never modified either:
+// a change (partitions added, configs altered) publishes a new *topic sharing the partitions.
+type topicView struct {
+	byName map[string]*topic
+	byID   map[[16]byte]*topic
+}
+
+// topicManager owns topics and partitions. Lookups (every request, on the event loops) load
+// the current view and never wait; creation, deletion and config changes serialize on mu,
+// do their disk work, persist the metadata file and then publish a new view.
 type topicManager struct {
-	b      *Broker
-	mu     sync.RWMutex
-	meta   *clusterMeta
-	byName map[string]*topic   // guarded by mu
-	byID   map[[16]byte]*topic // guarded by mu
+	b    *Broker
+	mu   sync.Mutex // writers only
+	meta *clusterMeta
+	view atomic.Pointer[topicView]
 }
 
 func newTopicManager(b *Broker, meta *clusterMeta) *topicManager {
-	tm := &topicManager{b: b, meta: meta, byName: map[string]*topic{}, byID: map[[16]byte]*topic{}}
+	tm := &topicManager{b: b, meta: meta}
+	v := &topicView{byName: map[string]*topic{}, byID: map[[16]byte]*topic{}}
 	for name, tmeta := range meta.Topics {
 		t := &topic{meta: *tmeta}
-		tm.byName[name] = t
-		tm.byID[tmeta.ID] = t
+		v.byName[name] = t
+		v.byID[tmeta.ID] = t
 	}
+	tm.view.Store(v)
 	return tm
+}
+
+// edit returns a copy of the current view for a writer (holding mu) to change and publish.
+func (tm *topicManager) editLocked() *topicView {
+	cur := tm.view.Load()
+	v := &topicView{byName: make(map[string]*topic, len(cur.byName)+1), byID: make(map[[16]byte]*topic, len(cur.byID)+1)}
+	for k, t := range cur.byName {
+		v.byName[k] = t
+	}
+	for k, t := range cur.byID {
+		v.byID[k] = t
+	}
+	return v
+}
+
+func (v *topicView) put(t *topic) {
+	v.byName[t.meta.Name] = t
+	v.byID[t.meta.ID] = t
 }
 
 // logConfigFor is the config source for logstore.OpenStore.
 func (tm *topicManager) logConfigFor(tp logstore.TopicPartition) logstore.Config {
-	if t := tm.byName[tp.Topic]; t != nil {
+	if t := tm.view.Load().byName[tp.Topic]; t != nil {
 		return logConfig(tm.b.cfg.Log, t.meta.Configs)
 	}
 	return tm.b.cfg.Log
@@ -147,7 +176,7 @@ func (tm *topicManager) logConfigFor(tp logstore.TopicPartition) logstore.Config
 // topics (left by a deletion interrupted by a crash).
 func (tm *topicManager) attachLogs() error {
 	known := map[logstore.TopicPartition]bool{}
-	for _, t := range tm.byName {
+	for _, t := range tm.view.Load().byName {
 		for p := int32(0); p < t.meta.Partitions; p++ {
 			tp := logstore.TopicPartition{Topic: t.meta.Name, Partition: p}
 			known[tp] = true
@@ -190,10 +219,10 @@ func configOr(m map[string]string, k, def string) string {
 	return def
 }
 
-// save writes the topics file. Caller holds mu for writing.
-func (tm *topicManager) saveLocked() error {
+// saveLocked writes the topics file for view v. Caller holds mu.
+func (tm *topicManager) saveLocked(v *topicView) error {
 	tm.meta.Topics = map[string]*topicMeta{}
-	for name, t := range tm.byName {
+	for name, t := range v.byName {
 		m := t.meta
 		m.Partitions = int32(len(t.partitions))
 		tm.meta.Topics[name] = &m
@@ -206,42 +235,25 @@ func (tm *topicManager) saveLocked() error {
 }
 
 // get returns a topic by name, or nil.
-func (tm *topicManager) get(name string) *topic {
-	tm.mu.RLock()
-	defer tm.mu.RUnlock()
-	return tm.byName[name]
-}
+func (tm *topicManager) get(name string) *topic { return tm.view.Load().byName[name] }
 
 // getBytes is get for a name that is a view of a request (no allocation).
-func (tm *topicManager) getBytes(name []byte) *topic {
-	tm.mu.RLock()
-	defer tm.mu.RUnlock()
-	return tm.byName[string(name)]
-}
+func (tm *topicManager) getBytes(name []byte) *topic { return tm.view.Load().byName[string(name)] }
 
 // getByID returns a topic by id, or nil.
-func (tm *topicManager) getByID(id [16]byte) *topic {
-	tm.mu.RLock()
-	defer tm.mu.RUnlock()
-	return tm.byID[id]
-}
+func (tm *topicManager) getByID(id [16]byte) *topic { return tm.view.Load().byID[id] }
 
 // partition returns a topic's partition, or nil.
 func (tm *topicManager) partition(name string, p int32) *partition {
-	tm.mu.RLock()
-	defer tm.mu.RUnlock()
-	t := tm.byName[name]
-	if t == nil || p < 0 || int(p) >= len(t.partitions) {
-		return nil
-	}
-	return t.partitions[p]
+	return tm.get(name).partition(p)
 }
 
 // partitionBytes is partition for a name that is a view of a request (no allocation).
 func (tm *topicManager) partitionBytes(name []byte, p int32) *partition {
-	tm.mu.RLock()
-	defer tm.mu.RUnlock()
-	t := tm.byName[string(name)]
+	return tm.getBytes(name).partition(p)
+}
+
+func (t *topic) partition(p int32) *partition {
 	if t == nil || p < 0 || int(p) >= len(t.partitions) {
 		return nil
 	}
@@ -250,10 +262,9 @@ func (tm *topicManager) partitionBytes(name []byte, p int32) *partition {
 
 // names returns every topic name, sorted.
 func (tm *topicManager) names() []string {
-	tm.mu.RLock()
-	defer tm.mu.RUnlock()
-	out := make([]string, 0, len(tm.byName))
-	for n := range tm.byName {
+	v := tm.view.Load()
+	out := make([]string, 0, len(v.byName))
+	for n := range v.byName {
 		out = append(out, n)
 	}
 	sort.Strings(out)
@@ -289,7 +300,7 @@ func (tm *topicManager) create(name string, partitions int32, configs map[string
 	}
 	tm.mu.Lock()
 	defer tm.mu.Unlock()
-	if tm.byName[name] != nil {
+	if tm.get(name) != nil {
 		return nil, errTopicAlreadyExists, fmt.Sprintf("Topic '%s' already exists.", name)
 	}
 	if collides := tm.collidingLocked(name); collides != "" {
@@ -310,11 +321,12 @@ func (tm *topicManager) create(name string, partitions int32, configs map[string
 		}
 		t.partitions = append(t.partitions, part)
 	}
-	tm.byName[name] = t
-	tm.byID[t.meta.ID] = t
-	if err := tm.saveLocked(); err != nil {
+	v := tm.editLocked()
+	v.put(t)
+	if err := tm.saveLocked(v); err != nil {
 		return nil, errKafkaStorageError, err.Error()
 	}
+	tm.view.Store(v)
 	tm.b.log.Info("created topic", "topic", name, "partitions", partitions)
 	return t, 0, ""
 }
@@ -323,7 +335,7 @@ func (tm *topicManager) create(name string, partitions int32, configs map[string
 // forbids such pairs because metric names would collide).
 func (tm *topicManager) collidingLocked(name string) string {
 	norm := strings.ReplaceAll(name, ".", "_")
-	for n := range tm.byName {
+	for n := range tm.view.Load().byName {
 		if n != name && strings.ReplaceAll(n, ".", "_") == norm {
 			return n
 		}
@@ -331,19 +343,28 @@ func (tm *topicManager) collidingLocked(name string) string {
 	return ""
 }
 
-// delete removes a topic and its logs.
-func (tm *topicManager) delete(name string) int16 {
+// delete removes a topic and its logs. A non-zero id must be the topic's (DeleteTopics by id),
+// else UNKNOWN_TOPIC_ID.
+func (tm *topicManager) delete(name string, id [16]byte) int16 {
 	tm.mu.Lock()
 	defer tm.mu.Unlock()
-	t := tm.byName[name]
+	t := tm.get(name)
 	if t == nil {
+		if id != ([16]byte{}) {
+			return errUnknownTopicID
+		}
 		return errUnknownTopicOrPartition
 	}
-	delete(tm.byName, name)
-	delete(tm.byID, t.meta.ID)
-	if err := tm.saveLocked(); err != nil {
+	if id != ([16]byte{}) && t.meta.ID != id {
+		return errUnknownTopicID
+	}
+	v := tm.editLocked()
+	delete(v.byName, name)
+	delete(v.byID, t.meta.ID)
+	if err := tm.saveLocked(v); err != nil {
 		return errKafkaStorageError
 	}
+	tm.view.Store(v)
 	for _, p := range t.partitions {
 		p.deleted()
 		tm.b.metrics.removePartition(p)
@@ -357,7 +378,7 @@ func (tm *topicManager) delete(name string) int16 {
 func (tm *topicManager) addPartitions(name string, count int32, validateOnly bool) (int16, string) {
 	tm.mu.Lock()
 	defer tm.mu.Unlock()
-	t := tm.byName[name]
+	t := tm.get(name)
 	if t == nil {
 		return errUnknownTopicOrPartition, "This server does not host this topic-partition."
 	}
@@ -371,16 +392,21 @@ func (tm *topicManager) addPartitions(name string, count int32, validateOnly boo
 	if validateOnly {
 		return 0, ""
 	}
+	nt := &topic{meta: t.meta, partitions: append([]*partition(nil), t.partitions...)}
 	for p := cur; p < count; p++ {
-		part, err := tm.openPartition(t, p)
+		part, err := tm.openPartition(nt, p)
 		if err != nil {
 			return errKafkaStorageError, err.Error()
 		}
-		t.partitions = append(t.partitions, part)
+		nt.partitions = append(nt.partitions, part)
 	}
-	if err := tm.saveLocked(); err != nil {
+	nt.meta.Partitions = count
+	v := tm.editLocked()
+	v.put(nt)
+	if err := tm.saveLocked(v); err != nil {
 		return errKafkaStorageError, err.Error()
 	}
+	tm.view.Store(v)
 	return 0, ""
 }
 
@@ -388,14 +414,18 @@ func (tm *topicManager) addPartitions(name string, count int32, validateOnly boo
 func (tm *topicManager) setConfigs(name string, configs map[string]string) int16 {
 	tm.mu.Lock()
 	defer tm.mu.Unlock()
-	t := tm.byName[name]
+	t := tm.get(name)
 	if t == nil {
 		return errUnknownTopicOrPartition
 	}
-	t.meta.Configs = configs
-	if err := tm.saveLocked(); err != nil {
+	nt := &topic{meta: t.meta, partitions: t.partitions}
+	nt.meta.Configs = configs
+	v := tm.editLocked()
+	v.put(nt)
+	if err := tm.saveLocked(v); err != nil {
 		return errKafkaStorageError
 	}
+	tm.view.Store(v)
 	lc := logConfig(tm.b.cfg.Log, configs)
 	minISR := int(parseLong(configOr(configs, "min.insync.replicas", "1")))
 	for _, p := range t.partitions {
@@ -410,9 +440,7 @@ func (tm *topicManager) setConfigs(name string, configs map[string]string) int16
 
 // configsOf returns a copy of a topic's overrides.
 func (tm *topicManager) configsOf(name string) (map[string]string, bool) {
-	tm.mu.RLock()
-	defer tm.mu.RUnlock()
-	t := tm.byName[name]
+	t := tm.get(name)
 	if t == nil {
 		return nil, false
 	}
@@ -425,9 +453,7 @@ func (tm *topicManager) configsOf(name string) (map[string]string, bool) {
 
 // saveProducerSnapshots writes every partition's producer state (clean shutdown).
 func (tm *topicManager) saveProducerSnapshots() {
-	tm.mu.RLock()
-	defer tm.mu.RUnlock()
-	for _, t := range tm.byName {
+	for _, t := range tm.view.Load().byName {
 		for _, p := range t.partitions {
 			if err := p.saveProducerSnapshot(); err != nil {
 				tm.b.log.Warn("producer snapshot", "partition", p.tp.String(), "err", err)

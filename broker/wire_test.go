@@ -179,9 +179,7 @@ func TestFetchResponseMatchesKmsg(t *testing.T) {
 			req.IsolationLevel = iso
 			req.Topics[1].Topic = "missing"
 			if v >= 13 {
-				b.topics.mu.RLock()
-				req.Topics[0].TopicID = b.topics.byName["a"].meta.ID
-				b.topics.mu.RUnlock()
+				req.Topics[0].TopicID = b.topics.get("a").meta.ID
 			}
 			st := fetchPool.Get().(*fetchState)
 			if !st.req.decode(req.AppendTo(nil), v) {

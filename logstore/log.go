@@ -51,6 +51,9 @@ type OpenOptions struct {
 	// LogStartOffset is the first offset visible to readers (moved by retention and
 	// DeleteRecords); it is raised to the first segment's base offset if below it.
 	LogStartOffset Offset
+	// FlushNeeded is set when flush.messages unflushed records have accumulated: the caller
+	// must Sync (off any event loop) before it acknowledges the append as flushed.
+	FlushNeeded bool
 }
 
 // Log is one partition's log. Append* and the structural operations may be called from any
@@ -87,6 +90,9 @@ type AppendInfo struct {
 	MaxTimestamp   int64 // largest batch max timestamp appended
 	LogAppendTime  int64 // the time written into LogAppendTime batches, -1 for CreateTime
 	LogStartOffset Offset
+	// FlushNeeded is set when flush.messages unflushed records have accumulated: the caller
+	// must Sync (off any event loop) before it acknowledges the append as flushed.
+	FlushNeeded bool
 }
 
 // Dir returns the log's folder.
@@ -261,12 +267,7 @@ func (l *Log) appendLocked(records []byte, asLeader bool, leaderEpoch int32, inf
 		l.firstUnflush = now
 	}
 	l.unflushedMsgs += info.NumRecords
-	if l.unflushedMsgs >= l.cfg.FlushMessages {
-		l.appendMu.Unlock()
-		err := l.Sync()
-		l.appendMu.Lock()
-		return err
-	}
+	info.FlushNeeded = l.unflushedMsgs >= l.cfg.FlushMessages
 	return nil
 }
 

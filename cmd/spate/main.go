@@ -148,6 +148,7 @@ func run(args []string) error {
 	logger.Info("stopping", "signal", s.String())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	b.Drain()
 	if err := srv.Stop(ctx); err != nil {
 		logger.Warn("network stop", "err", err)
 	}
