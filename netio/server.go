@@ -108,6 +108,9 @@ func Start(cfg Config, h Handler) (*Server, error) {
 // had port 0).
 func (s *Server) Addr() net.Addr { return s.addr }
 
+// Connections returns the number of open connections. Any goroutine.
+func (s *Server) Connections() int64 { return s.open.Load() }
+
 // Stop stops admitting connections and requests, waits until every
 // dispatched request has been answered and written (bounded by ctx), then
 // closes every connection and the listener and waits for the event loops and

@@ -131,6 +131,7 @@ func run(args []string) error {
 		return err
 	}
 	logger.Info("spate started", "listen", srv.Addr().String(), "advertised", adv, "data_dir", cfg.DataDir, "cluster_id", b.ClusterID())
+	b.Metrics().NewGauge("spate_connections", func() float64 { return float64(srv.Connections()) })
 	if *admin != "" {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
