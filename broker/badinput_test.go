@@ -179,7 +179,7 @@ func FuzzRequestFrames(f *testing.F) {
 		}
 		defer c.Close()
 		c.Write(frame(key, version, 1, flex, body))
-		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 		var size [4]byte
 		io.ReadFull(c, size[:])
 	})

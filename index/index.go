@@ -94,8 +94,8 @@ func (t *table) open(path string, maxBytes int64, writable bool) error {
 		if n > 0 && !t.validFunc(b[(n-1)*t.width:n*t.width], cur) {
 			break
 		}
-		if n == 0 && isZero(cur) {
-			break
+		if n == 0 && isZero(cur) && (total < 2 || !t.validFunc(cur, b[t.width:2*t.width])) {
+			break // a lone zero entry cannot be told from the preallocated tail (and is harmless to drop)
 		}
 		n++
 	}

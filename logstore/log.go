@@ -17,7 +17,9 @@
 // folder's checkpoint files and passed to Open.
 //
 // Invariants:
-//   - Offsets are dense and increasing; a batch is never split, on disk or in a read.
+//   - Offsets increase from batch to batch; a batch is never split, on disk or in a read.
+//     A leader's appends are dense; follower appends and recovery accept gaps between batches
+//     (as Kafka does: compaction leaves them), never overlaps or overflow.
 //   - [0, size) of every segment holds whole batches that passed validation; size is
 //     published after the bytes are written, so readers never see a partial batch.
 //   - The active segment's file is allocated (fallocate) before its mapping covers it, so a

@@ -46,8 +46,8 @@ type File struct {
 }
 
 // Open opens path (creating it when create is set), reserves max bytes of address space and
-// maps the whole current file. A file larger than max is an error. A read-only File maps
-// PROT_READ and cannot grow.
+// maps the whole current file; a file larger than max raises the reservation to its size. A
+// read-only File maps PROT_READ and cannot grow.
 func Open(path string, max int64, writable, create bool) (*File, error) {
 	flag := os.O_RDONLY
 	if writable {
