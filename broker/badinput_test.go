@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -157,7 +158,17 @@ func TestClientThatNeverReads(t *testing.T) {
 		}
 	}()
 	time.Sleep(time.Second)
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	time.Sleep(time.Second) // the client keeps writing; the broker must not keep buffering
 	apiVersionsWorks(t, tb.addr)
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > 32<<20 {
+		t.Fatalf("heap grew by %d bytes while a client ignored its responses", grown)
+	}
 	cancel()
 	wg.Wait()
 }

@@ -61,6 +61,16 @@ func run(args []string) error {
 	autoCreate := fs.Bool("auto-create-topics", def.AutoCreateTopics, "auto.create.topics.enable")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	maxConns := fs.Int("max-connections", 10000, "connection cap")
+	maxRequest := fs.Int("socket-request-max-bytes", 100<<20, "socket.request.max.bytes: larger requests close the connection")
+	idleMs := fs.Int64("connections-max-idle-ms", 600000, "connections.max.idle.ms")
+	segBytes := fs.Int64("log-segment-bytes", def.Log.SegmentBytes, "log.segment.bytes: default segment.bytes of topics")
+	segMs := fs.Int64("log-roll-ms", def.Log.SegmentMs, "log.roll.ms: default segment.ms of topics")
+	retMs := fs.Int64("log-retention-ms", def.Log.RetentionMs, "log.retention.ms: default retention.ms of topics (-1: forever)")
+	retBytes := fs.Int64("log-retention-bytes", def.Log.RetentionBytes, "log.retention.bytes: default retention.bytes of topics (-1: unbounded)")
+	flushMsgs := fs.Int64("log-flush-interval-messages", def.Log.FlushMessages, "log.flush.interval.messages: default flush.messages of topics")
+	flushMs := fs.Int64("log-flush-interval-ms", def.Log.FlushMs, "log.flush.interval.ms: default flush.ms of topics")
+	maxMsg := fs.Int64("message-max-bytes", def.Log.MaxMessageBytes, "message.max.bytes: default max.message.bytes of topics")
+	retCheckMs := fs.Int64("log-retention-check-interval-ms", def.RetentionCheckInterval.Milliseconds(), "log.retention.check.interval.ms")
 	configPath := fs.String("config", "", "a properties file (name=value per line, names as the flags)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -107,6 +117,11 @@ func run(args []string) error {
 	cfg.NodeID = int32(*nodeID)
 	cfg.NumPartitions = int32(*partitions)
 	cfg.AutoCreateTopics = *autoCreate
+	cfg.Log.SegmentBytes, cfg.Log.SegmentMs = *segBytes, *segMs
+	cfg.Log.RetentionMs, cfg.Log.RetentionBytes = *retMs, *retBytes
+	cfg.Log.FlushMessages, cfg.Log.FlushMs = *flushMsgs, *flushMs
+	cfg.Log.MaxMessageBytes = *maxMsg
+	cfg.RetentionCheckInterval = time.Duration(max(*retCheckMs, 1)) * time.Millisecond
 	adv := *advertised
 	if adv == "" {
 		adv = *listen
@@ -125,7 +140,8 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := netio.Start(netio.Config{Addr: *listen, Multicore: true, MaxConnections: *maxConns}, b)
+	srv, err := netio.Start(netio.Config{Addr: *listen, Multicore: true, MaxConnections: *maxConns,
+		MaxRequestBytes: int32(min(*maxRequest, 1<<31-1)), IdleTimeout: time.Duration(*idleMs) * time.Millisecond}, b)
 	if err != nil {
 		b.Close()
 		return err
