@@ -9,6 +9,10 @@ import (
 // change). When offset falls inside a batch, that whole batch goes and the log end offset
 // becomes its base. The cut is made durable before TruncateTo returns. Truncating below the
 // log start offset empties the log and restarts it at offset.
+//
+// Readers bounded below offset are unaffected. A read result holding bytes at or past offset
+// when the truncation runs may see them turn to zeros (never an unmapped page): in Kafka only
+// uncommitted data, above every consumer's high watermark, is ever truncated.
 func (l *Log) TruncateTo(offset Offset) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
