@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,4 +153,58 @@ func TestFranzProduceConsumeEveryCodecAndAcks(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestListOffsetsByTimeInsideCompressedBatches: records batched and compressed together are
+// looked up record by record (the broker decompresses for time lookups), for every codec, and
+// the max-timestamp lookup (-3) names the record, not the batch.
+func TestListOffsetsByTimeInsideCompressedBatches(t *testing.T) {
+	tb := startBroker(t, "", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, tb.addr))
+	base := time.UnixMilli(1_700_000_000_000)
+	for i, codec := range []kgo.CompressionCodec{kgo.GzipCompression(), kgo.SnappyCompression(), kgo.Lz4Compression(), kgo.ZstdCompression()} {
+		topic := fmt.Sprintf("ts-codec-%d", i)
+		if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+		cl := newClient(t, tb.addr, kgo.ProducerBatchCompression(codec), kgo.ProducerLinger(time.Second), kgo.DefaultProduceTopic(topic))
+		var recs []*kgo.Record
+		for j := 0; j < 10; j++ {
+			// Timestamps 0, 2, 4, ... 18 ms after base, except record 7 carries the maximum.
+			ts := base.Add(time.Duration(2*j) * time.Millisecond)
+			if j == 7 {
+				ts = base.Add(time.Minute)
+			}
+			recs = append(recs, &kgo.Record{Value: []byte(strings.Repeat(fmt.Sprint(j), 300)), Timestamp: ts})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if recs[0].Offset != 0 || recs[9].Offset != 9 {
+			t.Fatalf("offsets %d..%d", recs[0].Offset, recs[9].Offset)
+		}
+		for _, c := range []struct {
+			ms         int64
+			wantOffset int64
+			wantTs     int64
+		}{{-5, 0, 0}, {0, 0, 0}, {3, 2, 4}, {13, 7, 60000}, {14, 7, 60000}, {15, 7, 60000}} {
+			offs, err := adm.ListOffsetsAfterMilli(ctx, base.UnixMilli()+c.ms, topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, _ := offs.Lookup(topic, 0)
+			if o.Offset != c.wantOffset || o.Timestamp != base.UnixMilli()+c.wantTs {
+				t.Fatalf("codec %d: offset after +%dms = %d (ts %d), want %d (ts +%d)", i, c.ms, o.Offset, o.Timestamp-base.UnixMilli(), c.wantOffset, c.wantTs)
+			}
+		}
+		offs, err := adm.ListMaxTimestampOffsets(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, _ := offs.Lookup(topic, 0); o.Offset != 7 || o.Timestamp != base.Add(time.Minute).UnixMilli() {
+			t.Fatalf("codec %d: max timestamp offset %d ts %d, want 7", i, o.Offset, o.Timestamp)
+		}
+	}
 }
