@@ -76,7 +76,8 @@ type Log struct {
 	logEndOffset   atomic.Int64
 	recoveryPoint  atomic.Int64
 
-	unflushedMsgs int64 // guarded by appendMu
+	dirDirty      atomic.Bool // a segment file was created since the last Sync: fsync the folder
+	unflushedMsgs int64       // guarded by appendMu
 	firstUnflush  int64 // ms of the oldest unflushed append, 0 if none (guarded by appendMu)
 	syncMu        sync.Mutex
 
@@ -332,6 +333,7 @@ func (l *Log) rollLocked(base Offset, now int64) error {
 	if err != nil {
 		return err
 	}
+	l.dirDirty.Store(true)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	old := l.active()
@@ -541,6 +543,13 @@ func (l *Log) Sync() error {
 	if err != nil {
 		return err
 	}
+	if l.dirDirty.Swap(false) {
+		// New segment files must be in the folder on disk before the recovery point covers them.
+		if err := syncDir(l.dir); err != nil {
+			l.dirDirty.Store(true)
+			return err
+		}
+	}
 	for {
 		cur := l.recoveryPoint.Load()
 		if leo <= cur || l.recoveryPoint.CompareAndSwap(cur, leo) {
@@ -615,4 +624,17 @@ func (l *Log) Delete() error {
 	l.mu.Unlock()
 	l.appendMu.Unlock()
 	return os.RemoveAll(l.dir)
+}
+
+// syncDir fsyncs a folder, making the creation and removal of its files durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync folder %s: %w", dir, err)
+	}
+	return nil
 }

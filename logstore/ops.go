@@ -82,6 +82,7 @@ func (l *Log) truncateFullyLocked(offset Offset) error {
 		s.markDeleted()
 	}
 	s, err := createSegment(l.dir, offset, &l.cfg, l.cfg.now())
+	l.dirDirty.Store(true)
 	if err != nil {
 		l.segments = nil
 		l.closed = true

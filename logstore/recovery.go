@@ -39,6 +39,7 @@ func Open(dir string, cfg Config, opts OpenOptions) (*Log, error) {
 			return nil, err
 		}
 		l.segments = []*segment{s}
+		l.dirDirty.Store(true)
 		l.logStartOffset.Store(s.base)
 		l.logEndOffset.Store(s.base)
 		l.recoveryPoint.Store(s.base)
