@@ -239,6 +239,9 @@ func (b *Broker) produceTo(st *produceState, topicName []byte, pp *prodPart) int
 	if p == nil {
 		return errUnknownTopicOrPartition
 	}
+	if isInternalTopic(p.tp.Topic) {
+		return errInvalidTopicException // only the broker writes internal topics
+	}
 	if st.txn {
 		return errTransactionalIDAuthFailed // transactions are not served yet
 	}

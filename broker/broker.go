@@ -25,6 +25,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spate-broker/spate/coordinator"
 	"github.com/spate-broker/spate/logstore"
 	"github.com/spate-broker/spate/netio"
 )
@@ -45,6 +46,7 @@ type Config struct {
 	FlushCheckInterval     time.Duration
 	RetentionCheckInterval time.Duration // log.retention.check.interval.ms
 	CheckpointInterval     time.Duration
+	Groups                 coordinator.Config // group.* and offsets.* settings
 	Logger                 *slog.Logger
 }
 
@@ -63,6 +65,7 @@ func DefaultConfig() Config {
 		FlushCheckInterval:     time.Second,
 		RetentionCheckInterval: 5 * time.Minute,
 		CheckpointInterval:     time.Minute,
+		Groups:                 coordinator.DefaultConfig(),
 	}
 }
 
@@ -74,6 +77,7 @@ type Broker struct {
 	topics *topicManager
 	pids   *producerIDs
 	fetchq *purgatory
+	groups *coordinator.Coordinator
 
 	metrics *Metrics
 
@@ -108,6 +112,10 @@ func New(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b.fetchq = newPurgatory()
+	if err := b.startGroups(); err != nil {
+		b.store.Close()
+		return nil, err
+	}
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
@@ -118,10 +126,14 @@ func New(cfg Config) (*Broker, error) {
 	return b, nil
 }
 
-// Drain answers every parked fetch now and makes later fetches answer without waiting, so
-// that the network server can stop without waiting out long polls. Call it before stopping
-// the server.
-func (b *Broker) Drain() { b.fetchq.closeAll() }
+// Drain answers every parked fetch now and makes later fetches answer without waiting, and
+// answers parked JoinGroup/SyncGroup requests with NOT_COORDINATOR, so that the network
+// server can stop without waiting out long polls or rebalances. Call it before stopping the
+// server.
+func (b *Broker) Drain() {
+	b.fetchq.closeAll()
+	b.drainGroups()
+}
 
 // Close flushes and closes every log. Call it after the network server has stopped.
 func (b *Broker) Close() error {
@@ -129,6 +141,7 @@ func (b *Broker) Close() error {
 	b.stopOnce.Do(func() {
 		close(b.stop)
 		b.fetchq.closeAll()
+		b.closeGroups()
 		b.wg.Wait()
 		b.topics.saveProducerSnapshots()
 		err = b.store.Close()
@@ -240,6 +253,11 @@ var apis = map[int16]api{}
 func register[Req kmsg.Request, Resp kmsg.Response](key kmsg.Key, min, max int16, slow bool, fn func(b *Broker, h *reqHeader, req Req) Resp) {
 	k := key.Int16()
 	apis[k] = api{min: min, max: max, flexible: firstFlexible(k), serve: func(b *Broker, c *netio.Conn, seq netio.Seq, h *reqHeader, body []byte) {
+		if slow {
+			// kmsg's []byte fields alias the body, which is the event loop's buffer and gone
+			// once Serve returns: a handler running later decodes from its own copy.
+			body = append([]byte(nil), body...)
+		}
 		req := kmsg.RequestForKey(k).(Req)
 		req.SetVersion(h.version)
 		if err := req.ReadFrom(body); err != nil {

@@ -126,13 +126,19 @@ func validateTopicConfig(name string, value *string) (int16, string) {
 	return 0, ""
 }
 
-// logConfig builds a log's config from the broker's defaults and the topic's overrides.
+// logConfig builds a log's config from the broker's defaults and the topic's overrides. A
+// topic whose cleanup.policy lacks "delete" (compact only, as __consumer_offsets) keeps its
+// segments: retention.ms and retention.bytes apply to "delete" only, as in Kafka
+// (UnifiedLog.deleteOldSegments).
 func logConfig(base logstore.Config, overrides map[string]string) logstore.Config {
 	c := base
 	for _, d := range topicConfigDefs {
 		if v, ok := overrides[d.name]; ok && d.apply != nil {
 			d.apply(&c, v)
 		}
+	}
+	if p, ok := overrides["cleanup.policy"]; ok && !strings.Contains(p, "delete") {
+		c.RetentionMs, c.RetentionBytes = -1, -1
 	}
 	return c
 }

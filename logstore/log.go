@@ -78,7 +78,7 @@ type Log struct {
 
 	dirDirty      atomic.Bool // a segment file was created since the last Sync: fsync the folder
 	unflushedMsgs int64       // guarded by appendMu
-	firstUnflush  int64 // ms of the oldest unflushed append, 0 if none (guarded by appendMu)
+	firstUnflush  int64       // ms of the oldest unflushed append, 0 if none (guarded by appendMu)
 	syncMu        sync.Mutex
 
 	pf *prefaulter
@@ -390,7 +390,7 @@ func (l *Log) ensureRoomLocked(s *segment, end int64) error {
 func (l *Log) indexBatchLocked(s *segment, pos, size int64, last Offset, maxTs int64) error {
 	rel := uint32(last - s.base)
 	if maxTs > s.maxTs {
-		s.maxTs, s.maxTsRel = maxTs, rel
+		s.setMaxTs(maxTs, rel)
 	}
 	if pos == 0 {
 		s.firstTs = maxTs

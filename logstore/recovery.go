@@ -216,7 +216,7 @@ func (s *segment) recoverScan(skipTo Offset) (valid int64, next Offset) {
 		pos += size
 		next = h.LastOffset() + 1
 	}
-	s.maxTs, s.maxTsRel = maxTs, maxRel
+	s.setMaxTs(maxTs, maxRel)
 	return pos, next
 }
 

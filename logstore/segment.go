@@ -53,10 +53,11 @@ type segment struct {
 
 	// Writer state of the active segment, guarded by Log.appendMu.
 	bytesSinceIndex int64
-	maxTs           int64  // largest batch max timestamp in the segment, -1 if none
-	maxTsRel        uint32 // relative last offset of the first batch with maxTs
-	created         int64  // wall ms when the segment was created or opened
-	firstTs         int64  // max timestamp of the first batch, -1 if none (segment.ms rolls on it)
+	maxTs           int64        // largest batch max timestamp in the segment, -1 if none
+	maxTsPub        atomic.Int64 // maxTs, published for readers (time lookups, retention)
+	maxTsRel        uint32       // relative last offset of the first batch with maxTs
+	created         int64        // wall ms when the segment was created or opened
+	firstTs         int64        // max timestamp of the first batch, -1 if none (segment.ms rolls on it)
 
 	refs    atomic.Int32
 	deleted atomic.Bool
@@ -126,6 +127,7 @@ func (s *segment) closeKeep() error {
 // createSegment makes a new, empty active segment at base.
 func createSegment(dir string, base Offset, cfg *Config, now int64) (*segment, error) {
 	s := &segment{base: base, dir: dir, cfg: cfg, active: true, maxTs: -1, created: now, firstTs: -1}
+	s.maxTsPub.Store(-1)
 	for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
 		os.Remove(segmentName(dir, base, suf))
 	}
@@ -162,6 +164,7 @@ func (s *segment) openWritable() error {
 // openSealed registers a sealed segment without touching its files beyond a stat.
 func openSealed(dir string, base Offset, cfg *Config, size int64, next Offset) *segment {
 	s := &segment{base: base, dir: dir, cfg: cfg, maxTs: -1}
+	s.maxTsPub.Store(-1)
 	s.size.Store(size)
 	s.next.Store(next)
 	return s
@@ -218,7 +221,7 @@ func (s *segment) load() error {
 	}
 	s.oidx, s.tidx = oidx, tidx
 	if e, ok := tidx.Last(); ok {
-		s.maxTs, s.maxTsRel = e.Timestamp, e.RelOffset
+		s.setMaxTs(e.Timestamp, e.RelOffset)
 	}
 	s.loaded.Store(true)
 	return nil
@@ -363,14 +366,14 @@ func (s *segment) reactivate() error {
 func (s *segment) scanState(now int64) {
 	b := s.bytes()
 	var h BatchHeader
-	s.maxTs, s.maxTsRel = -1, 0
+	s.setMaxTs(-1, 0)
 	s.created, s.firstTs = now, -1
 	for pos := int64(0); headerAt(b, pos, &h); pos += int64(h.Size()) {
 		if pos == 0 {
 			s.firstTs = h.MaxTimestamp
 		}
 		if h.MaxTimestamp > s.maxTs {
-			s.maxTs, s.maxTsRel = h.MaxTimestamp, uint32(h.LastOffset()-s.base)
+			s.setMaxTs(h.MaxTimestamp, uint32(h.LastOffset()-s.base))
 		}
 	}
 	s.bytesSinceIndex = 0
@@ -382,11 +385,11 @@ func (s *segment) largestTimestamp() int64 {
 	if err := s.load(); err != nil {
 		return -1
 	}
-	if s.active {
-		return s.maxTs
-	}
-	if e, ok := s.tidx.Last(); ok {
-		return e.Timestamp
-	}
-	return -1
+	return s.maxTsPub.Load()
+}
+
+// setMaxTs sets the segment's max timestamp (writer: appendMu, or loadMu for a sealed one).
+func (s *segment) setMaxTs(ts int64, rel uint32) {
+	s.maxTs, s.maxTsRel = ts, rel
+	s.maxTsPub.Store(ts)
 }

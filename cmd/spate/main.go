@@ -72,6 +72,9 @@ func run(args []string) error {
 	maxMsg := fs.Int64("message-max-bytes", def.Log.MaxMessageBytes, "message.max.bytes: default max.message.bytes of topics")
 	retCheckMs := fs.Int64("log-retention-check-interval-ms", def.RetentionCheckInterval.Milliseconds(), "log.retention.check.interval.ms")
 	configPath := fs.String("config", "", "a properties file (name=value per line, names as the flags)")
+	rebalanceDelay := fs.Duration("group-initial-rebalance-delay", def.Groups.InitialRebalanceDelay, "group.initial.rebalance.delay.ms")
+	offsetsPartitions := fs.Int("offsets-topic-partitions", int(def.Groups.OffsetsTopicPartitions), "offsets.topic.num.partitions (used when __consumer_offsets is created)")
+	offsetsRetention := fs.Duration("offsets-retention", def.Groups.OffsetsRetention, "offsets.retention.minutes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -117,6 +120,9 @@ func run(args []string) error {
 	cfg.NodeID = int32(*nodeID)
 	cfg.NumPartitions = int32(*partitions)
 	cfg.AutoCreateTopics = *autoCreate
+	cfg.Groups.InitialRebalanceDelay = *rebalanceDelay
+	cfg.Groups.OffsetsTopicPartitions = int32(*offsetsPartitions)
+	cfg.Groups.OffsetsRetention = *offsetsRetention
 	cfg.Log.SegmentBytes, cfg.Log.SegmentMs = *segBytes, *segMs
 	cfg.Log.RetentionMs, cfg.Log.RetentionBytes = *retMs, *retBytes
 	cfg.Log.FlushMessages, cfg.Log.FlushMs = *flushMsgs, *flushMs

@@ -1,0 +1,65 @@
+package broker
+
+// FindCoordinator v0–v6. v0–v3 ask for one key (v0: a group); v4+ for several
+// (coordinator_keys), each answered on its own. This node is every group's coordinator: the
+// first request for a group creates __consumer_offsets (Kafka answers COORDINATOR_NOT_AVAILABLE
+// while it creates the topic in the background; we create it before answering). Key type 1
+// (transaction) is also answered with this node: transactional InitProducerId then fails fast
+// with TRANSACTIONAL_ID_AUTHORIZATION_FAILED until the transaction coordinator exists, where
+// COORDINATOR_NOT_AVAILABLE would make clients retry forever. Another key type is
+// INVALID_REQUEST. As in Kafka, error_message is the error's name for success ("NONE").
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() {
+	register(kmsg.FindCoordinator, 0, 6, true, func(b *Broker, h *reqHeader, req *kmsg.FindCoordinatorRequest) kmsg.Response {
+		resp := kmsg.NewPtrFindCoordinatorResponse()
+		keys := req.CoordinatorKeys
+		if h.version < 4 {
+			keys = []string{req.CoordinatorKey}
+		}
+		code := errNone
+		switch req.CoordinatorType {
+		case 0:
+			code = b.groups.Ensure()
+		case 1:
+		default:
+			code = errInvalidRequest
+		}
+		for _, k := range keys {
+			out := kmsg.NewFindCoordinatorResponseCoordinator()
+			out.Key, out.ErrorCode = k, code
+			msg := findCoordinatorMessage(code)
+			out.ErrorMessage = &msg
+			out.NodeID, out.Host, out.Port = -1, "", -1
+			if code == 0 {
+				out.NodeID, out.Host, out.Port = b.cfg.NodeID, b.cfg.AdvertisedHost, b.cfg.AdvertisedPort
+			} else {
+				b.metrics.failed(h.key)
+			}
+			resp.Coordinators = append(resp.Coordinators, out)
+		}
+		if h.version < 4 && len(resp.Coordinators) == 1 {
+			c := resp.Coordinators[0]
+			resp.ErrorCode, resp.ErrorMessage, resp.NodeID, resp.Host, resp.Port = c.ErrorCode, c.ErrorMessage, c.NodeID, c.Host, c.Port
+			resp.Coordinators = nil
+		}
+		return resp
+	})
+}
+
+func findCoordinatorMessage(code int16) string {
+	switch code {
+	case errNone:
+		return "NONE"
+	case errCoordinatorNotAvailable:
+		return "The coordinator is not available."
+	case errNotCoordinator:
+		return "This is not the correct coordinator."
+	case errInvalidRequest:
+		return "Invalid coordinator type."
+	}
+	return ""
+}

@@ -1,0 +1,77 @@
+package coordinator
+
+import "time"
+
+// Config holds the coordinator's settings, named after Kafka's broker settings.
+type Config struct {
+	MinSessionTimeout     time.Duration // group.min.session.timeout.ms
+	MaxSessionTimeout     time.Duration // group.max.session.timeout.ms
+	InitialRebalanceDelay time.Duration // group.initial.rebalance.delay.ms
+	MaxSize               int           // group.max.size
+	// NewMemberJoinTimeout bounds how long a new member's JoinGroup may wait in a rebalance
+	// before the member is dropped (Kafka's fixed 5 minutes).
+	NewMemberJoinTimeout time.Duration
+
+	OffsetsTopicPartitions        int32         // offsets.topic.num.partitions
+	OffsetsTopicSegmentBytes      int64         // offsets.topic.segment.bytes
+	OffsetsRetention              time.Duration // offsets.retention.minutes
+	OffsetsRetentionCheckInterval time.Duration // offsets.retention.check.interval.ms
+	OffsetMetadataMaxBytes        int           // offset.metadata.max.bytes
+	OffsetsLoadBufferBytes        int64         // offsets.load.buffer.size
+}
+
+// DefaultConfig returns Kafka's defaults.
+func DefaultConfig() Config {
+	return Config{
+		MinSessionTimeout:             6 * time.Second,
+		MaxSessionTimeout:             30 * time.Minute,
+		InitialRebalanceDelay:         3 * time.Second,
+		MaxSize:                       1<<31 - 1,
+		NewMemberJoinTimeout:          5 * time.Minute,
+		OffsetsTopicPartitions:        50,
+		OffsetsTopicSegmentBytes:      100 << 20,
+		OffsetsRetention:              7 * 24 * time.Hour,
+		OffsetsRetentionCheckInterval: 10 * time.Minute,
+		OffsetMetadataMaxBytes:        4096,
+		OffsetsLoadBufferBytes:        5 << 20,
+	}
+}
+
+// normalized fills unset fields with defaults.
+func (c Config) normalized() Config {
+	d := DefaultConfig()
+	if c.MinSessionTimeout <= 0 {
+		c.MinSessionTimeout = d.MinSessionTimeout
+	}
+	if c.MaxSessionTimeout <= 0 {
+		c.MaxSessionTimeout = d.MaxSessionTimeout
+	}
+	if c.InitialRebalanceDelay < 0 {
+		c.InitialRebalanceDelay = 0
+	}
+	if c.MaxSize <= 0 {
+		c.MaxSize = d.MaxSize
+	}
+	if c.NewMemberJoinTimeout <= 0 {
+		c.NewMemberJoinTimeout = d.NewMemberJoinTimeout
+	}
+	if c.OffsetsTopicPartitions <= 0 {
+		c.OffsetsTopicPartitions = d.OffsetsTopicPartitions
+	}
+	if c.OffsetsTopicSegmentBytes <= 0 {
+		c.OffsetsTopicSegmentBytes = d.OffsetsTopicSegmentBytes
+	}
+	if c.OffsetsRetention <= 0 {
+		c.OffsetsRetention = d.OffsetsRetention
+	}
+	if c.OffsetsRetentionCheckInterval <= 0 {
+		c.OffsetsRetentionCheckInterval = d.OffsetsRetentionCheckInterval
+	}
+	if c.OffsetMetadataMaxBytes <= 0 {
+		c.OffsetMetadataMaxBytes = d.OffsetMetadataMaxBytes
+	}
+	if c.OffsetsLoadBufferBytes <= 0 {
+		c.OffsetsLoadBufferBytes = d.OffsetsLoadBufferBytes
+	}
+	return c
+}
