@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -159,6 +160,10 @@ func run(args []string) error {
 		mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 			b.Metrics().WritePrometheus(w)
 		})
+		// Profiles for perf/ and operators: CPU (/debug/pprof/profile?seconds=N), heap, etc.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		go func() {
 			if err := http.ListenAndServe(*admin, mux); err != nil {
 				logger.Warn("admin endpoint", "err", err)
