@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/spate-broker/spate/logstore"
 )
 
 // frame builds a request frame: size, api key, version, correlation id, client id, body.
@@ -105,6 +108,16 @@ func TestApiVersionsFallbackAndHeader(t *testing.T) {
 // and garbage close the offending connection; the broker keeps serving others.
 func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 	tb := startBroker(t, "", nil)
+	// Records stored before the bad input must come back unchanged after it.
+	cl := newClient(t, tb.addr)
+	createTopic(t, cl, "kept", 1, nil)
+	pid, epoch := initProducerID(t, cl)
+	for i := 0; i < 5; i++ {
+		if code, _ := rawProduce(t, cl, "kept", pid, epoch, int32(i*2), 2); code != 0 {
+			t.Fatalf("produce: %d", code)
+		}
+	}
+	before := readAll(t, tb, "kept")
 	cases := map[string][]byte{
 		"unknown api key":     frame(999, 0, 1, false, nil),
 		"unsupported version": frame(3, 99, 1, false, nil),
@@ -126,6 +139,25 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 		c.Close()
 		apiVersionsWorks(t, tb.addr)
 	}
+	if after := readAll(t, tb, "kept"); !bytes.Equal(before, after) || len(before) == 0 {
+		t.Fatalf("stored data changed: %d bytes before, %d after", len(before), len(after))
+	}
+}
+
+// readAll returns the bytes of every batch of partition 0 of topic, as stored.
+func readAll(t *testing.T, tb *testBroker, topic string) []byte {
+	t.Helper()
+	p := tb.b.topics.partition(topic, 0)
+	var res logstore.ReadResult
+	defer res.Release()
+	if err := p.log.Read(p.log.LogStartOffset(), 1<<30, p.log.LogEndOffset(), true, &res); err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	for _, r := range res.Regions {
+		out = append(out, r.Data...)
+	}
+	return out
 }
 
 // TestClientThatNeverReads: a client that pipelines requests and never reads its responses
