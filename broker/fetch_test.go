@@ -1,0 +1,137 @@
+package broker
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/spate-broker/spate/logstore"
+)
+
+// fetchReq builds a fetch of one partition. (kgo picks the version it negotiates, so the
+// topic is named both ways.)
+func fetchReq(tb *testBroker, version int16, topic string, offset int64, maxWait, minBytes, maxBytes, partMax int32) *kmsg.FetchRequest {
+	req := kmsg.NewPtrFetchRequest()
+	req.SetVersion(version)
+	req.ReplicaID = -1
+	req.MaxWaitMillis, req.MinBytes, req.MaxBytes = maxWait, minBytes, maxBytes
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = topic
+	if t := tb.b.topics.get(topic); t != nil {
+		rt.TopicID = t.meta.ID
+	}
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.FetchOffset, rp.PartitionMaxBytes, rp.CurrentLeaderEpoch = offset, partMax, -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
+// batchesIn splits a record set into its batches' (base offset, last offset) pairs.
+func batchesIn(t *testing.T, recs []byte) [][2]int64 {
+	t.Helper()
+	var out [][2]int64
+	var h logstore.BatchHeader
+	for ; len(recs) > 0; recs = recs[h.Size():] {
+		if err := logstore.CheckBatch(recs, 0, &h); err != nil {
+			t.Fatalf("bad batch in fetch response: %v", err)
+		}
+		out = append(out, [2]int64{h.BaseOffset, h.LastOffset()})
+	}
+	return out
+}
+
+// TestFetchLimitsLongPollAndErrors checks Fetch's rules at the protocol level: whole batches
+// from the one holding the offset, partition and response byte limits with KIP-74's first
+// batch exception, long polling that returns as soon as data arrives or after max_wait_ms with
+// an empty (not null) record set, the "no session" answers of KIP-227, refused replica ids and
+// OFFSET_OUT_OF_RANGE.
+func TestFetchLimitsLongPollAndErrors(t *testing.T) {
+	tb := startBroker(t, "", nil)
+	cl := newClient(t, tb.addr)
+	createTopic(t, cl, "f", 1, nil)
+	pid, epoch := initProducerID(t, cl)
+	for i := 0; i < 10; i++ { // ten batches of 4 records, offsets 4i..4i+3
+		if code, _ := rawProduce(t, cl, "f", pid, epoch, int32(4*i), 4); code != 0 {
+			t.Fatalf("produce: %d", code)
+		}
+	}
+	ctx := context.Background()
+	one := func(req *kmsg.FetchRequest) (*kmsg.FetchResponse, kmsg.FetchResponseTopicPartition) {
+		t.Helper()
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+			return resp, kmsg.FetchResponseTopicPartition{}
+		}
+		return resp, resp.Topics[0].Partitions[0]
+	}
+	batchSize := func() int32 {
+		_, p := one(fetchReq(tb, 12, "f", 0, 0, 1, 1<<20, 1<<20))
+		return int32(len(p.RecordBatches) / 10)
+	}()
+	for _, v := range []int16{4, 7, 11, 12, 16} {
+		req := fetchReq(tb, v, "f", 6, 0, 1, 1<<20, 1<<20)
+		_, p := one(req)
+		got := batchesIn(t, p.RecordBatches)
+		if p.ErrorCode != 0 || len(got) != 9 || got[0] != [2]int64{4, 7} || p.HighWatermark != 40 {
+			t.Fatalf("v%d fetch at 6: code %d, batches %v, hw %d", v, p.ErrorCode, got, p.HighWatermark)
+		}
+	}
+	// Partition limit: whole batches that fit; a limit below one batch still returns the first
+	// (KIP-74); the response limit caps the total the same way.
+	if _, p := one(fetchReq(tb, 12, "f", 0, 0, 1, 1<<20, 2*batchSize+batchSize/2)); len(batchesIn(t, p.RecordBatches)) != 2 {
+		t.Fatalf("partition limit of 2.5 batches returned %v", batchesIn(t, p.RecordBatches))
+	}
+	if _, p := one(fetchReq(tb, 12, "f", 0, 0, 1, 1<<20, 10)); len(batchesIn(t, p.RecordBatches)) != 1 {
+		t.Fatalf("tiny partition limit returned %v", batchesIn(t, p.RecordBatches))
+	}
+	if _, p := one(fetchReq(tb, 12, "f", 0, 0, 1, 3*batchSize, 1<<20)); len(batchesIn(t, p.RecordBatches)) != 3 {
+		t.Fatalf("response limit of 3 batches returned %v", batchesIn(t, p.RecordBatches))
+	}
+	// Long poll: nothing arrives — answered after max_wait_ms with an empty record set.
+	began := time.Now()
+	_, p := one(fetchReq(tb, 12, "f", 40, 400, 1, 1<<20, 1<<20))
+	if waited := time.Since(began); waited < 350*time.Millisecond || p.ErrorCode != 0 || p.RecordBatches == nil || len(p.RecordBatches) != 0 {
+		t.Fatalf("idle long poll: waited %v, code %d, records %v (want empty, not null)", waited, p.ErrorCode, p.RecordBatches)
+	}
+	// Long poll: data arrives — answered at once, well before max_wait_ms.
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		rawProduce(t, cl, "f", pid, epoch, 40, 2)
+	}()
+	began = time.Now()
+	_, p = one(fetchReq(tb, 12, "f", 40, 10000, 1, 1<<20, 1<<20))
+	if waited := time.Since(began); waited > 5*time.Second || len(batchesIn(t, p.RecordBatches)) != 1 {
+		t.Fatalf("woken long poll: waited %v, batches %v", waited, batchesIn(t, p.RecordBatches))
+	}
+	// Sessions: none are kept; naming one is FETCH_SESSION_ID_NOT_FOUND.
+	req := fetchReq(tb, 12, "f", 0, 0, 1, 1<<20, 1<<20)
+	req.SessionID, req.SessionEpoch = 12345, 1
+	if resp, _ := one(req); resp.ErrorCode != errFetchSessionIDNotFound {
+		t.Fatalf("unknown session: code %d", resp.ErrorCode)
+	}
+	req = fetchReq(tb, 12, "f", 0, 0, 1, 1<<20, 1<<20)
+	req.SessionEpoch = 0 // asks for a new session
+	if resp, p := one(req); resp.ErrorCode != 0 || resp.SessionID != 0 || p.ErrorCode != 0 {
+		t.Fatalf("new-session request: code %d session %d", resp.ErrorCode, resp.SessionID)
+	}
+	// A client may not fetch as a replica.
+	req = fetchReq(tb, 12, "f", 0, 0, 1, 1<<20, 1<<20)
+	req.ReplicaID, req.ReplicaState.ID = 2, 2
+	if resp, _ := one(req); resp.ErrorCode != errClusterAuthorizationFailed {
+		t.Fatalf("replica fetch from a client: code %d", resp.ErrorCode)
+	}
+	// Past the end: OFFSET_OUT_OF_RANGE with the watermarks.
+	if _, p := one(fetchReq(tb, 12, "f", 99, 0, 1, 1<<20, 1<<20)); p.ErrorCode != errOffsetOutOfRange || p.HighWatermark != 42 {
+		t.Fatalf("fetch past the end: code %d hw %d", p.ErrorCode, p.HighWatermark)
+	}
+	// Unknown topic (by id, as kgo sends v13+).
+	if _, p := one(fetchReq(tb, 12, "nope", 0, 0, 1, 1<<20, 1<<20)); p.ErrorCode != errUnknownTopicID && p.ErrorCode != errUnknownTopicOrPartition {
+		t.Fatalf("unknown topic: code %d", p.ErrorCode)
+	}
+}
