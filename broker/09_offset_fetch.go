@@ -1,9 +1,10 @@
 package broker
 
 // OffsetFetch v0–v9. v2+ with null topics fetches every committed offset of the group and
-// has a group-level error code; v8+ fetches for several groups; v9's member id and epoch
-// (KIP-848) are not checked for classic groups. An offset never committed is -1 with empty
-// metadata. require_stable (v7+) needs no waiting: no transactional offsets are pending.
+// has a group-level error code; v8+ fetches for several groups; v9's member id and epoch are
+// checked for consumer (KIP-848) groups only (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH). An
+// offset never committed is -1 with empty metadata. require_stable (v7+) needs no waiting: no
+// transactional offsets are pending.
 // Memory only: answered on the event loop.
 
 import (

@@ -1,7 +1,7 @@
 package broker
 
-// ListGroups v0–v5. v4+ filters by state (case-insensitive, KIP-518); v5+ by type — every
-// group here is "classic" until KIP-848 groups exist.
+// ListGroups v0–v5. v4+ filters by state (case-insensitive, KIP-518); v5+ by type: "classic"
+// or "consumer" (KIP-848; a consumer group's state is Empty, Assigning, Reconciling or Stable).
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"

@@ -33,6 +33,12 @@ func (c *Coordinator) DescribeGroups(req *kmsg.DescribeGroupsRequest) *kmsg.Desc
 			resp.Groups = append(resp.Groups, out)
 			continue
 		}
+		if g.cg != nil {
+			g.unlock()
+			describeNotClassic(&out, req.Version) // a consumer group: ConsumerGroupDescribe
+			resp.Groups = append(resp.Groups, out)
+			continue
+		}
 		out.State, out.ProtocolType = g.state.String(), g.protocolType
 		if g.state == Stable {
 			out.Protocol = g.protocolName
@@ -61,40 +67,33 @@ func orEmpty(b []byte) []byte {
 }
 
 // ListGroups handles ListGroups v0–v5: every group, filtered by state (v4+, any case) and by
-// type (v5+: every group here is "classic").
+// type (v5+: "classic" or "consumer", any case). A consumer group's state is its KIP-848 one.
 func (c *Coordinator) ListGroups(req *kmsg.ListGroupsRequest) *kmsg.ListGroupsResponse {
 	resp := kmsg.NewPtrListGroupsResponse()
 	if c.closed.Load() {
 		resp.ErrorCode = errNotCoordinator
 		return resp
 	}
-	if len(req.TypesFilter) > 0 {
-		classic := false
-		for _, t := range req.TypesFilter {
-			classic = classic || strings.EqualFold(t, "classic")
-		}
-		if !classic {
-			return resp
-		}
-	}
+	classic, consumer := typesWanted(req.TypesFilter)
 	for _, g := range c.snapshot() {
 		g.mu.Lock()
 		state, ptype := g.state, g.protocolType
+		listed, gtype := g.listedState()
 		g.unlock()
-		if state == Dead {
+		if state == Dead || gtype == "classic" && !classic || gtype == "consumer" && !consumer {
 			continue
 		}
 		if len(req.StatesFilter) > 0 {
 			ok := false
 			for _, s := range req.StatesFilter {
-				ok = ok || strings.EqualFold(s, state.String())
+				ok = ok || strings.EqualFold(s, listed)
 			}
 			if !ok {
 				continue
 			}
 		}
 		lg := kmsg.NewListGroupsResponseGroup()
-		lg.Group, lg.ProtocolType, lg.GroupState, lg.GroupType = g.id, ptype, state.String(), "classic"
+		lg.Group, lg.ProtocolType, lg.GroupState, lg.GroupType = g.id, ptype, listed, gtype
 		resp.Groups = append(resp.Groups, lg)
 	}
 	return resp
@@ -131,6 +130,7 @@ func (c *Coordinator) deleteGroup(id string) int16 {
 		recs = append(recs, logstore.Record{Key: offsetKey(g.id, tp)})
 	}
 	recs = append(recs, logstore.Record{Key: groupKey(g.id)})
+	recs = append(recs, g.consumerTombstones()...)
 	if err := c.appendTombstones(g.partition, recs); err != nil {
 		c.log.Warn("delete group", "group", id, "err", err)
 		return appendErrorCode(err)

@@ -12,6 +12,11 @@ type Config struct {
 	// before the member is dropped (Kafka's fixed 5 minutes).
 	NewMemberJoinTimeout time.Duration
 
+	// Consumer groups (KIP-848).
+	ConsumerHeartbeatInterval time.Duration // group.consumer.heartbeat.interval.ms
+	ConsumerSessionTimeout    time.Duration // group.consumer.session.timeout.ms
+	ConsumerMaxSize           int           // group.consumer.max.size
+
 	OffsetsTopicPartitions        int32         // offsets.topic.num.partitions
 	OffsetsTopicSegmentBytes      int64         // offsets.topic.segment.bytes
 	OffsetsRetention              time.Duration // offsets.retention.minutes
@@ -28,6 +33,9 @@ func DefaultConfig() Config {
 		InitialRebalanceDelay:         3 * time.Second,
 		MaxSize:                       1<<31 - 1,
 		NewMemberJoinTimeout:          5 * time.Minute,
+		ConsumerHeartbeatInterval:     5 * time.Second,
+		ConsumerSessionTimeout:        45 * time.Second,
+		ConsumerMaxSize:               1<<31 - 1,
 		OffsetsTopicPartitions:        50,
 		OffsetsTopicSegmentBytes:      100 << 20,
 		OffsetsRetention:              7 * 24 * time.Hour,
@@ -54,6 +62,15 @@ func (c Config) normalized() Config {
 	}
 	if c.NewMemberJoinTimeout <= 0 {
 		c.NewMemberJoinTimeout = d.NewMemberJoinTimeout
+	}
+	if c.ConsumerHeartbeatInterval <= 0 {
+		c.ConsumerHeartbeatInterval = d.ConsumerHeartbeatInterval
+	}
+	if c.ConsumerSessionTimeout <= 0 {
+		c.ConsumerSessionTimeout = d.ConsumerSessionTimeout
+	}
+	if c.ConsumerMaxSize <= 0 {
+		c.ConsumerMaxSize = d.ConsumerMaxSize
 	}
 	if c.OffsetsTopicPartitions <= 0 {
 		c.OffsetsTopicPartitions = d.OffsetsTopicPartitions

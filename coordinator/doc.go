@@ -2,8 +2,9 @@
 // (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups,
 // ListGroups, DeleteGroups, OffsetDelete), with Kafka's state machine, timeouts and error codes:
 // the Java GroupCoordinator and GroupMetadataManager are the reference, and their rules are
-// quoted where they are applied. The next-generation protocol (KIP-848,
-// ConsumerGroupHeartbeat) is not served yet.
+// quoted where they are applied. Consumer groups of the next-generation protocol (KIP-848:
+// ConsumerGroupHeartbeat, ConsumerGroupDescribe, assignment computed here) are described in
+// consumer_group.go.
 //
 // It owns the groups, their members and committed offsets, and their durable form: records in
 // the internal topic __consumer_offsets, written as record batches through the partition logs
@@ -47,7 +48,8 @@
 //	                                              client_host | rebalance_timeout i32 |
 //	                                              session_timeout i32 | subscription |
 //	                                              assignment ]
-//	other        (KIP-848 records)                skipped on load
+//	3, 5-8       KIP-848 consumer group records (consumer_records.go)
+//	other        (share groups, …)                skipped on load
 //
 // Every write is one uncompressed batch (producer id -1), appended under the group's lock so
 // that the log's order is the order in which the in-memory state changed; an OffsetCommit is

@@ -162,6 +162,7 @@ type group struct {
 	syncTimer      *time.Timer                // pending-sync expiry
 	syncSeq        uint64                     // invalidates a stale syncTimer firing
 	out            []func()                   // replies to send once mu is released
+	cg             *consumerGroup             // set for a consumer (KIP-848) group
 }
 
 func newGroup(c *Coordinator, id string, partition int32) *group {
@@ -581,4 +582,5 @@ func (g *group) unloadLocked() {
 	}
 	g.stopJoinTimer()
 	g.stopSyncTimer()
+	g.unloadConsumer()
 }

@@ -53,6 +53,8 @@ func (c *Coordinator) JoinGroup(req *kmsg.JoinGroupRequest, cl Client, reply fun
 		// Drain has passed (or is passing) this group: parking now would never be answered.
 		j.fail(g, req.MemberID, errNotCoordinator)
 		return
+	case !g.joinAsClassic(j):
+		return // a consumer group with members: INCONSISTENT_GROUP_PROTOCOL
 	case !g.acceptJoining(req.MemberID):
 		if m := g.members[req.MemberID]; m != nil {
 			g.removeMemberAndUpdate(m, "group max size reached")

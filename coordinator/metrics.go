@@ -22,6 +22,7 @@ type groupMetrics struct {
 	rebalances *metrics.Counter
 	commits    *metrics.Counter
 	expired    *metrics.Counter
+	consumer   consumerMetrics
 }
 
 func newGroupMetrics(s *metrics.Set) *groupMetrics {
@@ -36,5 +37,6 @@ func newGroupMetrics(s *metrics.Set) *groupMetrics {
 	}
 	s.GetOrCreateGauge("spate_group_members", func() float64 { return float64(m.members.Load()) })
 	s.GetOrCreateGauge("spate_group_offsets", func() float64 { return float64(m.offsets.Load()) })
+	m.registerConsumer(s)
 	return m
 }

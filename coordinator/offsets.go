@@ -77,7 +77,13 @@ func (c *Coordinator) commitOffsets(req *kmsg.OffsetCommitRequest, codes [][]int
 		}
 	}
 	defer g.unlock()
-	if code := g.validateOffsetCommit(generation, memberID, req.InstanceID); code != 0 {
+	code := int16(0)
+	if g.cg != nil {
+		code = g.validateConsumerCommit(req.Version, generation, memberID)
+	} else {
+		code = g.validateOffsetCommit(generation, memberID, req.InstanceID)
+	}
+	if code != 0 {
 		return code
 	}
 	if m := g.members[memberID]; m != nil && (g.state == Stable || g.state == PreparingRebalance) {
@@ -172,6 +178,11 @@ func (c *Coordinator) OffsetFetch(req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetc
 		for _, rg := range req.Groups {
 			out := kmsg.NewOffsetFetchResponseGroup()
 			out.Group = rg.Group
+			if code := c.validateConsumerOffsetFetch(rg.Group, rg.MemberID, rg.MemberEpoch); code != 0 {
+				out.ErrorCode = code // a consumer group's member at another epoch
+				resp.Groups = append(resp.Groups, out)
+				continue
+			}
 			var topics map[string][]int32
 			if rg.Topics != nil {
 				topics = map[string][]int32{}
@@ -367,6 +378,9 @@ func (g *group) removeOffsets(recs []logstore.Record, gone []topicPartition) err
 	if dies && g.generation > 0 {
 		recs = append(recs, logstore.Record{Key: groupKey(g.id)})
 	}
+	if dies {
+		recs = append(recs, g.consumerTombstones()...)
+	}
 	if err := g.c.appendTombstones(g.partition, recs); err != nil {
 		return err
 	}
@@ -454,11 +468,11 @@ func (c *Coordinator) ExpireOffsets() int {
 			}
 		case g.state == Empty && len(g.offsets) == 0 && len(g.pending) == 0:
 			// An empty group without offsets is dead; its metadata goes too.
-			var err error
+			recs := g.consumerTombstones()
 			if g.generation > 0 {
-				err = c.appendRecords(g.partition, []logstore.Record{{Key: groupKey(g.id)}})
+				recs = append(recs, logstore.Record{Key: groupKey(g.id)})
 			}
-			if err == nil {
+			if err := c.appendRecords(g.partition, recs); err == nil {
 				g.kill()
 			}
 		}

@@ -106,6 +106,7 @@ func (c *Coordinator) appendTombstones(partition int32, recs []logstore.Record) 
 type loadedGroup struct {
 	meta    *kmsg.GroupMetadataValue // nil: none, or deleted
 	offsets map[topicPartition]*offset
+	cg      *loadedConsumer // consumer group records, if any
 }
 
 // load reads every partition of the offsets topic and installs the groups found.
@@ -126,7 +127,7 @@ func (c *Coordinator) load(partitions int32) error {
 	c.mu.Unlock()
 	groups, offsets := 0, 0
 	for id, lg := range loaded {
-		if lg.meta == nil && len(lg.offsets) == 0 {
+		if lg.meta == nil && len(lg.offsets) == 0 && (lg.cg == nil || !lg.cg.hasMeta) {
 			continue
 		}
 		c.installLoaded(id, lg)
@@ -253,7 +254,7 @@ func (c *Coordinator) loadRecord(p int32, key, value []byte, loaded map[string]*
 		}
 		lg.meta = &val
 	default:
-		// KIP-848 and share-group records: not served yet.
+		c.loadConsumerRecord(p, v, key, value, get) // KIP-848 records (share groups: skipped)
 	}
 }
 
@@ -268,6 +269,7 @@ func (c *Coordinator) installLoaded(id string, lg *loadedGroup) {
 	g.offsets = lg.offsets
 	c.metrics.offsets.Add(int64(len(lg.offsets)))
 	if lg.meta == nil {
+		g.installConsumer(lg.cg)
 		return
 	}
 	md := lg.meta
