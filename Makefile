@@ -14,6 +14,8 @@ help:
 	@echo "make bench       storage benchmarks with -benchmem (see README)"
 	@echo "make fuzz        each fuzz target for FUZZTIME (default 10s; try FUZZTIME=5m)"
 	@echo "make chaos       long crash/kill suites"
+	@echo "make perf        S1-S4 against Spate and kfake, 3 alternating runs each, ratio table (perf/README.md)"
+	@echo "make perf-quick  the same at tiny sizes, one run: a smoke test of the harness"
 
 run: bin/spate
 	./bin/spate -data-dir data
@@ -48,3 +50,13 @@ bench:
 
 chaos:
 	SPATE_CHAOS=long $(GO) test -count=1 -timeout 60m -run 'Crash|Chaos|Torn|Corrupt' -v ./logstore
+	SPATE_CHAOS=long $(GO) test -count=1 -timeout 60m -run 'TestGroupSoak' -v ./cmd/spate
+
+# perf/ (issue 4): Spate vs kfake, results in perf/results/<time>/. PERFFLAGS: e.g. -runs 5, -scenarios s1,s3.
+PERFFLAGS ?= -profile
+.PHONY: perf perf-quick
+perf:
+	$(GO) run ./perf/cmd/spate-perf $(PERFFLAGS)
+
+perf-quick:
+	$(GO) run ./perf/cmd/spate-perf -quick $(PERFFLAGS)

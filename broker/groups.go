@@ -92,6 +92,7 @@ func (b *Broker) startGroups() error {
 	if err != nil {
 		return fmt.Errorf("group coordinator: %w", err)
 	}
+	c.ExposeLag(b.metrics.set, offsetsHost{b}.HighWatermark)
 	b.groups = c
 	return nil
 }
@@ -152,4 +153,13 @@ func groupClient(c *netio.Conn, h *reqHeader) coordinator.Client {
 		}
 	}
 	return coordinator.Client{ID: h.clientID, Host: "/" + host}
+}
+
+// HighWatermark is a partition's high watermark, for the consumer lag metric.
+func (h offsetsHost) HighWatermark(topic string, p int32) (int64, bool) {
+	part := h.b.topics.partition(topic, p)
+	if part == nil {
+		return 0, false
+	}
+	return part.highWatermark(), true
 }

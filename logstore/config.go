@@ -1,6 +1,9 @@
 package logstore
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Config holds the per-log settings, named and defaulted as Kafka's topic configs.
 type Config struct {
@@ -19,6 +22,19 @@ type Config struct {
 	PreallocateBytes int64
 	// Now returns the wall clock in ms; nil means time.Now. Tests set it.
 	Now func() int64
+
+	// Log compaction (cleanup.policy=compact, see cleaner.go). Zero values of the two Kafka
+	// settings that allow 0 (delete.retention.ms, min.cleanable.dirty.ratio) mean 0: start
+	// from DefaultConfig.
+	Compacted              bool    // cleanup.policy includes "compact": keyless records are refused and the cleaner runs
+	DeleteRetentionMs      int64   // delete.retention.ms: tombstones live this long after their batch was first cleaned
+	MinCleanableDirtyRatio float64 // min.cleanable.dirty.ratio: clean when dirty bytes / cleanable bytes reach it
+	MinCompactionLagMs     int64   // min.compaction.lag.ms: segments with newer records are not cleaned
+	MaxCompactionLagMs     int64   // max.compaction.lag.ms: clean regardless of the ratio once a dirty record is this old
+	// CleanerBufferBytes bounds the memory of one compaction pass's offset map (Kafka's
+	// broker-wide log.cleaner.dedupe.buffer.size); a larger dirty part is cleaned over several
+	// passes.
+	CleanerBufferBytes int64
 }
 
 // DefaultConfig returns Kafka's defaults.
@@ -34,6 +50,11 @@ func DefaultConfig() Config {
 		FlushMs:            1<<63 - 1,
 		MaxMessageBytes:    1048588,
 		PreallocateBytes:   8 << 20,
+
+		DeleteRetentionMs:      24 * 3600 * 1000,
+		MinCleanableDirtyRatio: 0.5,
+		MaxCompactionLagMs:     math.MaxInt64,
+		CleanerBufferBytes:     128 << 20,
 	}
 }
 
@@ -79,6 +100,20 @@ func (c Config) normalized() Config {
 	}
 	if c.PreallocateBytes <= 0 {
 		c.PreallocateBytes = d.PreallocateBytes
+	}
+	if c.DeleteRetentionMs < 0 {
+		c.DeleteRetentionMs = d.DeleteRetentionMs
+	}
+	if math.IsNaN(c.MinCleanableDirtyRatio) || c.MinCleanableDirtyRatio < 0 {
+		c.MinCleanableDirtyRatio = d.MinCleanableDirtyRatio
+	}
+	c.MinCleanableDirtyRatio = min(c.MinCleanableDirtyRatio, 1)
+	c.MinCompactionLagMs = max(c.MinCompactionLagMs, 0)
+	if c.MaxCompactionLagMs <= 0 {
+		c.MaxCompactionLagMs = d.MaxCompactionLagMs
+	}
+	if c.CleanerBufferBytes <= 0 {
+		c.CleanerBufferBytes = d.CleanerBufferBytes
 	}
 	return c
 }

@@ -35,7 +35,7 @@ const (
 
 // Store owns the logs of one data folder (one <topic>-<partition> folder each) and the
 // folder's checkpoint files, and runs the background flush (flush.ms), retention and
-// checkpoint work. All methods may be called from any goroutine.
+// checkpoint work, and compaction (cleaner.go). All methods may be called from any goroutine.
 type Store struct {
 	dir       string
 	configFor func(TopicPartition) Config
@@ -181,9 +181,15 @@ func (s *Store) Checkpoint() error {
 
 // Maintain runs the background work until ctx ends: logs whose flush.ms passed are synced
 // (checked every flushCheck), retention runs every retentionCheck
-// (log.retention.check.interval.ms) and checkpoints are written every checkpointEvery.
+// (log.retention.check.interval.ms), checkpoints are written every checkpointEvery, and
+// compacted logs are cleaned when due (checked every retentionCheck, at most 15 s apart).
 func (s *Store) Maintain(ctx context.Context, flushCheck, retentionCheck, checkpointEvery time.Duration) {
 	ft, rt, ct := time.NewTicker(flushCheck), time.NewTicker(retentionCheck), time.NewTicker(checkpointEvery)
+	// Compaction passes (cleaner.go) run on their own goroutine, at most cleanerBackoff apart:
+	// a long pass must not hold up flushes.
+	var cleaner sync.WaitGroup
+	cleaner.Go(func() { s.compactLoop(ctx, min(retentionCheck, cleanerBackoff)) })
+	defer cleaner.Wait()
 	defer ft.Stop()
 	defer rt.Stop()
 	defer ct.Stop()
