@@ -204,6 +204,9 @@ func (l *Log) validateLeaderLocked(records []byte, allowControl bool, info *Appe
 	if int64(len(records)) > l.cfg.SegmentBytes {
 		return &Error{Code: CodeRecordListTooLarge, Msg: "batches larger than segment.bytes"}
 	}
+	if l.cfg.Compacted {
+		return l.checkCompactedKeys(records) // Kafka refuses null keys on compacted topics
+	}
 	return nil
 }
 

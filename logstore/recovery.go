@@ -27,6 +27,10 @@ func Open(dir string, cfg Config, opts OpenOptions) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	// A compaction swap interrupted by a crash is finished or rolled back (cleaner.go).
+	if err := finishCleanerFiles(dir); err != nil {
+		return nil, fmt.Errorf("recover log %s: %w", dir, err)
+	}
 	l := &Log{dir: dir, cfg: cfg, pf: newPrefaulter()}
 	bases, err := listSegments(dir)
 	if err != nil {
