@@ -45,6 +45,7 @@ type prodTopic struct {
 // produceState is one produce request in flight; pooled.
 type produceState struct {
 	txn       bool
+	txnID     []byte // the transactional id (a view of the frame, valid while produceTo runs)
 	acks      int16
 	topics    []prodTopic
 	buf       []byte
@@ -76,7 +77,7 @@ func (st *produceState) decode(body []byte, version int16) bool {
 	r := reader{b: body}
 	st.txn = false
 	if version >= 3 {
-		_, st.txn = r.str(flex)
+		st.txnID, st.txn = r.str(flex)
 	}
 	st.acks = r.int16()
 	r.int32() // timeout_ms: a single node answers at once
@@ -242,9 +243,6 @@ func (b *Broker) produceTo(st *produceState, topicName []byte, pp *prodPart) int
 	if isInternalTopic(p.tp.Topic) {
 		return errInvalidTopicException // only the broker writes internal topics
 	}
-	if st.txn {
-		return errTransactionalIDAuthFailed // transactions are not served yet
-	}
 	records := pp.records
 	b.metrics.bytesIn.Add(len(records))
 	p.mu.Lock()
@@ -256,11 +254,13 @@ func (b *Broker) produceTo(st *produceState, topicName []byte, pp *prodPart) int
 	if err := logstore.CheckBatch(records, 0, &bh); err != nil {
 		return logstore.CodeOf(err)
 	}
-	if bh.IsTransactional() {
-		return errTransactionalIDAuthFailed
-	}
 	if len(records) != bh.Size() && bh.ProducerID >= 0 {
 		return errInvalidRecord // an idempotent produce carries exactly one batch
+	}
+	if bh.IsTransactional() {
+		if code := b.verifyTxnProduceLocked(st, p, &bh); code != 0 {
+			return code
+		}
 	}
 	dup, code := p.checkSequenceLocked(&bh)
 	if code != 0 {
@@ -274,8 +274,12 @@ func (b *Broker) produceTo(st *produceState, topicName []byte, pp *prodPart) int
 		}
 		return 0
 	}
+	began := p.maybeBeginTxnLocked(&bh)
 	var info logstore.AppendInfo
 	if err := p.log.AppendAsLeader(records, p.leaderEpoch, false, &info); err != nil {
+		if began {
+			p.endTxnLocked(bh.ProducerID)
+		}
 		return logstore.CodeOf(err)
 	}
 	p.recordBatchLocked(&bh, info.FirstOffset, info.LastOffset, info.MaxTimestamp)

@@ -197,6 +197,7 @@ type fetchPart struct {
 	hw, lso int64
 	start   int64
 	res     logstore.ReadResult
+	aborted []logstore.AbortedTxn // read_committed: aborted transactions in the records read
 }
 
 type fetchState struct {
@@ -228,7 +229,7 @@ func init() { fetchPool.New = newFetchState }
 func (st *fetchState) release() {
 	for i := range st.parts {
 		st.parts[i].res.Release()
-		st.parts[i] = fetchPart{res: st.parts[i].res}
+		st.parts[i] = fetchPart{res: st.parts[i].res, aborted: st.parts[i].aborted[:0]}
 	}
 	st.parts = st.parts[:0]
 	st.resp.Parts = st.resp.Parts[:0]
@@ -297,7 +298,7 @@ func (st *fetchState) resolve() {
 		for pi := range rt.Partitions {
 			rp := &rt.Partitions[pi]
 			fp := fetchPart{topic: ti, part: rp, hw: -1, lso: -1, start: -1}
-			fp.res = st.partsRes(len(st.parts))
+			fp.res, fp.aborted = st.partsRes(len(st.parts))
 			switch {
 			case st.topErr != 0:
 				fp.errCode = st.topErr
@@ -321,12 +322,14 @@ func (st *fetchState) resolve() {
 	}
 }
 
-// partsRes returns the ReadResult kept in the parts slice's spare capacity (reused buffers).
-func (st *fetchState) partsRes(i int) logstore.ReadResult {
+// partsRes returns the ReadResult and aborted list kept in the parts slice's spare capacity
+// (reused buffers).
+func (st *fetchState) partsRes(i int) (logstore.ReadResult, []logstore.AbortedTxn) {
 	if i < cap(st.parts) {
-		return st.parts[:i+1][i].res
+		fp := &st.parts[:i+1][i]
+		return fp.res, fp.aborted[:0]
 	}
-	return logstore.ReadResult{}
+	return logstore.ReadResult{}, nil
 }
 
 // read reads every partition once (again, after a wake-up).
@@ -361,6 +364,10 @@ func (st *fetchState) read() {
 			fp.errCode = errKafkaStorageError
 		}
 		st.bytes += fp.res.Bytes
+		fp.aborted = fp.aborted[:0]
+		if st.req.IsolationLevel == 1 && fp.res.Bytes > 0 {
+			fp.aborted = fp.p.log.CollectAbortedTxns(fp.part.FetchOffset, fp.res.NextOffset, fp.aborted)
+		}
 	}
 }
 
@@ -433,7 +440,14 @@ func (st *fetchState) encode() {
 				buf = binary.BigEndian.AppendUint64(buf, uint64(fp.start))
 			}
 			if st.req.IsolationLevel == 1 {
-				buf = appendArrayLen(buf, 0, flex) // no aborted transactions
+				buf = appendArrayLen(buf, len(fp.aborted), flex)
+				for _, a := range fp.aborted {
+					buf = binary.BigEndian.AppendUint64(buf, uint64(a.ProducerID))
+					buf = binary.BigEndian.AppendUint64(buf, uint64(a.FirstOffset))
+					if flex {
+						buf = append(buf, 0)
+					}
+				}
 			} else {
 				buf = appendNullArray(buf, flex)
 			}

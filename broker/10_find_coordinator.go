@@ -1,13 +1,11 @@
 package broker
 
 // FindCoordinator v0–v6. v0–v3 ask for one key (v0: a group); v4+ for several
-// (coordinator_keys), each answered on its own. This node is every group's coordinator: the
-// first request for a group creates __consumer_offsets (Kafka answers COORDINATOR_NOT_AVAILABLE
-// while it creates the topic in the background; we create it before answering). Key type 1
-// (transaction) is also answered with this node: transactional InitProducerId then fails fast
-// with TRANSACTIONAL_ID_AUTHORIZATION_FAILED until the transaction coordinator exists, where
-// COORDINATOR_NOT_AVAILABLE would make clients retry forever. Another key type is
-// INVALID_REQUEST. As in Kafka, error_message is the error's name for success ("NONE").
+// (coordinator_keys), each answered on its own. This node is every group's and every
+// transactional id's coordinator: the first request for a group creates __consumer_offsets,
+// the first for a transactional id (key type 1) __transaction_state (Kafka answers
+// COORDINATOR_NOT_AVAILABLE while it creates the topic in the background; we create it before
+// answering). Another key type is INVALID_REQUEST. As in Kafka, error_message is the error's name for success ("NONE").
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -25,6 +23,7 @@ func init() {
 		case 0:
 			code = b.groups.Ensure()
 		case 1:
+			code = b.txn.Ensure()
 		default:
 			code = errInvalidRequest
 		}

@@ -1,10 +1,9 @@
 package broker
 
-// InitProducerId v0–v5 for idempotent producers (no transactional id): every call returns a
-// fresh producer id with epoch 0, as Kafka does when transactional.id is null (a KIP-360
-// epoch bump request from an idempotent producer also gets a fresh id). Transactional ids are
-// the transaction coordinator's (a later issue): until then they are refused with
-// TRANSACTIONAL_ID_AUTHORIZATION_FAILED so clients fail fast rather than retry forever.
+// InitProducerId v0–v5. Without a transactional id (idempotent producers) every call returns a
+// fresh producer id with epoch 0, as Kafka does (a KIP-360 epoch bump request from an
+// idempotent producer also gets a fresh id). With one, the transaction coordinator answers:
+// the id's producer id with its epoch bumped, fencing older instances (coordinator/txn).
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -12,12 +11,11 @@ import (
 
 func init() {
 	register(kmsg.InitProducerID, 0, 5, true, func(b *Broker, h *reqHeader, req *kmsg.InitProducerIDRequest) kmsg.Response {
+		if req.TransactionalID != nil {
+			return b.txn.InitProducerID(req)
+		}
 		resp := kmsg.NewPtrInitProducerIDResponse()
 		resp.ProducerID, resp.ProducerEpoch = -1, -1
-		if req.TransactionalID != nil {
-			resp.ErrorCode = errTransactionalIDAuthFailed
-			return resp
-		}
 		id, err := b.pids.allocate()
 		if err != nil {
 			resp.ErrorCode = errKafkaStorageError

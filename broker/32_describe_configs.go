@@ -283,7 +283,10 @@ func (b *Broker) brokerConfigs() []brokerConfig {
 		{"node.id", cfgInt, i64(int64(c.NodeID)), nil},
 		{"num.partitions", cfgInt, i64(int64(c.NumPartitions)), str("1")},
 		{"process.roles", cfgList, str("broker,controller"), nil},
-		{"transaction.max.timeout.ms", cfgInt, ms(c.MaxTransactionTimeout), str("900000")},
+		{"transaction.abort.timed.out.transaction.cleanup.interval.ms", cfgInt, i64(c.Txn.AbortTimedOutTransactionsIntervalMs), str("10000")},
+		{"transaction.max.timeout.ms", cfgInt, i64(c.Txn.TransactionMaxTimeoutMs), str("900000")},
+		{"transaction.state.log.num.partitions", cfgInt, i64(int64(c.Txn.StatePartitions)), str("50")},
+		{"transactional.id.expiration.ms", cfgInt, i64(c.Txn.TransactionalIDExpirationMs), str("604800000")},
 	}
 	logValues := b.brokerLogValues()
 	for i := range topicConfigDefs {

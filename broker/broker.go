@@ -26,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spate-broker/spate/coordinator"
+	"github.com/spate-broker/spate/coordinator/txn"
 	"github.com/spate-broker/spate/logstore"
 	"github.com/spate-broker/spate/netio"
 )
@@ -42,7 +43,8 @@ type Config struct {
 	NumPartitions          int32 // num.partitions
 	DefaultReplication     int16 // default.replication.factor
 	Log                    logstore.Config
-	MaxTransactionTimeout  time.Duration // transaction.max.timeout.ms
+	Txn                    txn.Config // transaction.* settings
+	TxnStateSegmentBytes   int64      // transaction.state.log.segment.bytes
 	FlushCheckInterval     time.Duration
 	RetentionCheckInterval time.Duration // log.retention.check.interval.ms
 	CheckpointInterval     time.Duration
@@ -61,7 +63,8 @@ func DefaultConfig() Config {
 		NumPartitions:          1,
 		DefaultReplication:     1,
 		Log:                    logstore.DefaultConfig(),
-		MaxTransactionTimeout:  15 * time.Minute,
+		Txn:                    txn.DefaultConfig(),
+		TxnStateSegmentBytes:   100 << 20,
 		FlushCheckInterval:     time.Second,
 		RetentionCheckInterval: 5 * time.Minute,
 		CheckpointInterval:     time.Minute,
@@ -78,6 +81,7 @@ type Broker struct {
 	pids   *producerIDs
 	fetchq *purgatory
 	groups *coordinator.Coordinator
+	txn    *txn.Coordinator
 
 	metrics *Metrics
 
@@ -116,6 +120,11 @@ func New(cfg Config) (*Broker, error) {
 		b.store.Close()
 		return nil, err
 	}
+	if err := b.startTxn(); err != nil {
+		b.closeGroups()
+		b.store.Close()
+		return nil, err
+	}
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
@@ -133,6 +142,9 @@ func New(cfg Config) (*Broker, error) {
 func (b *Broker) Drain() {
 	b.fetchq.closeAll()
 	b.drainGroups()
+	if b.txn != nil {
+		b.txn.Drain()
+	}
 }
 
 // Close flushes and closes every log. Call it after the network server has stopped.
@@ -141,6 +153,9 @@ func (b *Broker) Close() error {
 	b.stopOnce.Do(func() {
 		close(b.stop)
 		b.fetchq.closeAll()
+		if b.txn != nil {
+			b.txn.Close()
+		}
 		b.closeGroups()
 		b.wg.Wait()
 		b.topics.saveProducerSnapshots()

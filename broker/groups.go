@@ -59,24 +59,7 @@ func (h offsetsHost) OffsetsLog(p int32) *logstore.Log {
 }
 
 func (h offsetsHost) AppendOffsets(p int32, batch []byte) error {
-	part := h.b.topics.partition(coordinator.OffsetsTopic, p)
-	if part == nil {
-		return &logstore.Error{Code: errUnknownTopicOrPartition, Msg: fmt.Sprintf("%s-%d does not exist", coordinator.OffsetsTopic, p)}
-	}
-	var info logstore.AppendInfo
-	part.mu.Lock()
-	err := part.log.AppendAsLeader(batch, part.leaderEpoch, false, &info)
-	part.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	if info.FlushNeeded {
-		if err := part.log.Sync(); err != nil {
-			return err
-		}
-	}
-	part.wake()
-	return nil
+	return h.b.appendInternal(coordinator.OffsetsTopic, p, batch)
 }
 
 func (h offsetsHost) PartitionCount(topic string) int32 {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/spate-broker/spate/logstore"
 )
@@ -29,19 +30,40 @@ type partition struct {
 	logAppendTime bool                     // message.timestamp.type=LogAppendTime; guarded by mu
 	leaderEpoch   int32
 
+	// txns maps each producer with an ongoing transaction on this partition to the offset of
+	// its first batch in it; guarded by mu. firstUnstable is the least of those offsets, -1
+	// when none: the last stable offset is bounded by it.
+	// Invariant: firstUnstable is set before a transaction's first batch becomes readable
+	// (it is stored before the append), so read_committed readers never pass it.
+	txns          map[int64]int64
+	firstUnstable atomic.Int64
+	markerBuf     []byte // a control batch being built; guarded by mu
+
 	waitMu  sync.Mutex
 	waiters []*delayedFetch // fetches parked on this partition; guarded by waitMu
 }
 
 func newPartition(b *Broker, tp logstore.TopicPartition, id [16]byte, l *logstore.Log) *partition {
-	return &partition{b: b, tp: tp, topicID: id, log: l, producers: map[int64]*producerState{}, minISR: 1}
+	p := &partition{b: b, tp: tp, topicID: id, log: l, producers: map[int64]*producerState{}, txns: map[int64]int64{}, minISR: 1}
+	p.firstUnstable.Store(-1)
+	// The cleaner stays below the last stable offset: an open transaction's records are not
+	// yet known to be committed or aborted.
+	l.SetCleanableLimit(p.lastStableOffset)
+	return p
 }
 
 // highWatermark is the log end offset: a single node is the whole ISR.
 func (p *partition) highWatermark() int64 { return p.log.LogEndOffset() }
 
-// lastStableOffset equals the high watermark until transactions exist.
-func (p *partition) lastStableOffset() int64 { return p.highWatermark() }
+// lastStableOffset is the first offset of the earliest ongoing transaction, or the high
+// watermark when none is ongoing: read_committed consumers read below it.
+func (p *partition) lastStableOffset() int64 {
+	hw := p.highWatermark()
+	if f := p.firstUnstable.Load(); f >= 0 && f < hw {
+		return f
+	}
+	return hw
+}
 
 // deleted wakes parked fetches of a deleted partition.
 func (p *partition) deleted() { p.wake() }
@@ -93,6 +115,11 @@ type batchMeta struct {
 type producerState struct {
 	Epoch   int16       `json:"epoch"`
 	Batches []batchMeta `json:"batches"` // oldest first, at most producerBatchCache
+	// InTxn is set while the producer has a transaction ongoing on this partition, whose first
+	// batch is at TxnFirst. CoordinatorEpoch is the epoch of the last marker's coordinator.
+	InTxn            bool  `json:"in_txn,omitempty"`
+	TxnFirst         int64 `json:"txn_first,omitempty"`
+	CoordinatorEpoch int32 `json:"coordinator_epoch,omitempty"`
 }
 
 func (s *producerState) last() *batchMeta {
@@ -165,10 +192,19 @@ func (p *partition) recordBatchLocked(h *logstore.BatchHeader, first, last int64
 	}
 	st := p.producers[h.ProducerID]
 	if st == nil || h.ProducerEpoch > st.Epoch {
-		st = &producerState{Epoch: h.ProducerEpoch}
+		ns := &producerState{Epoch: h.ProducerEpoch}
+		if st != nil {
+			// A bumped epoch keeps an open transaction (its marker carries the new epoch).
+			ns.InTxn, ns.TxnFirst, ns.CoordinatorEpoch = st.InTxn, st.TxnFirst, st.CoordinatorEpoch
+		}
+		st = ns
 		p.producers[h.ProducerID] = st
 	}
 	st.add(batchMeta{FirstSeq: h.BaseSequence, LastSeq: lastSeqOf(h), FirstOffset: first, LastOffset: last, Timestamp: ts})
+	if h.IsTransactional() && !st.InTxn {
+		st.InTxn, st.TxnFirst = true, first
+		p.beginTxnLocked(h.ProducerID, first)
+	}
 }
 
 // Producer state snapshots: <partition dir>/<20-digit offset>.snapshot holds the state of every
@@ -183,6 +219,11 @@ type producerSnapshot struct {
 func (p *partition) saveProducerSnapshot() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// The log (with its aborted-transaction index) is synced first: a restart replays from
+	// the snapshot's offset and re-derives only the index entries from there on.
+	if err := p.log.Sync(); err != nil {
+		return err
+	}
 	leo := p.log.LogEndOffset()
 	snap := producerSnapshot{Producers: map[string]*producerState{}}
 	for id, st := range p.producers {
@@ -237,10 +278,17 @@ func (p *partition) loadProducerState() error {
 				id, err := strconv.ParseInt(k, 10, 64)
 				if err == nil && st != nil && len(st.Batches) <= producerBatchCache {
 					p.producers[id] = st
+					if st.InTxn {
+						p.beginTxnLocked(id, st.TxnFirst)
+					}
 				}
 			}
 			from = max(from, best)
 		}
+	}
+	// Aborted-transaction index entries from the replay's start are derived again.
+	if err := p.log.TruncateAbortedTxnsFrom(from); err != nil {
+		return err
 	}
 	return p.replayLocked(from, leo)
 }
@@ -266,9 +314,18 @@ func (p *partition) replayLocked(from, to int64) error {
 				if h.Size() > len(b) {
 					break
 				}
-				if h.LastOffset() >= from && !h.IsControl() {
-					p.recordBatchLocked(&h, h.BaseOffset, h.LastOffset(), h.MaxTimestamp)
+				if h.LastOffset() < from || h.ProducerID < 0 {
+					continue
 				}
+				if h.IsControl() {
+					if commit, ok := logstore.ControlMarker(b[:h.Size()]); ok {
+						if err := p.completeTxnLocked(&h, commit, h.BaseOffset); err != nil {
+							return err
+						}
+					}
+					continue
+				}
+				p.recordBatchLocked(&h, h.BaseOffset, h.LastOffset(), h.MaxTimestamp)
 			}
 		}
 		from = res.NextOffset

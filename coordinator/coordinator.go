@@ -48,8 +48,9 @@ type Coordinator struct {
 	ensureMu sync.Mutex // serializes Ensure
 
 	mu         sync.Mutex
-	groups     map[string]*group // guarded by mu
-	partitions int32             // partition count of the offsets topic; guarded by mu
+	groups     map[string]*group         // guarded by mu
+	partitions int32                     // partition count of the offsets topic; guarded by mu
+	txnGroups  map[int64]map[string]bool // producer id → groups with pending transactional offsets; guarded by mu
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -65,7 +66,7 @@ func New(cfg Config, host Host, log *slog.Logger, set *metrics.Set) (*Coordinato
 	if set == nil {
 		set = metrics.NewSet()
 	}
-	c := &Coordinator{cfg: cfg.normalized(), host: host, log: log, groups: map[string]*group{}, stop: make(chan struct{})}
+	c := &Coordinator{cfg: cfg.normalized(), host: host, log: log, groups: map[string]*group{}, txnGroups: map[int64]map[string]bool{}, stop: make(chan struct{})}
 	c.metrics = newGroupMetrics(set)
 	n, err := host.OffsetsTopic(false, c.cfg.OffsetsTopicPartitions)
 	if err != nil {

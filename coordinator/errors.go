@@ -23,6 +23,7 @@ const (
 	errGroupMaxSizeReached       int16 = 81
 	errFencedInstanceID          int16 = 82
 	errGroupSubscribedToTopic    int16 = 86
+	errUnstableOffsetCommit      int16 = 88
 
 	// Codes an append may fail with, mapped below.
 	errCorruptMessage               int16 = 2

@@ -148,21 +148,22 @@ type group struct {
 	leader         string
 	members        map[string]*member
 	memberSeq      uint64
-	static         map[string]string          // group.instance.id → member id
-	pending        map[string]*time.Timer     // KIP-394: ids given out, awaiting their join
-	pendingSync    map[string]bool            // members of this generation that have not synced
-	supported      map[string]int             // protocol → members supporting it
-	numAwaiting    int                        // members with a parked JoinGroup
-	newMemberAdded bool                       // a new member came during the initial delay
-	subscribed     map[string]bool            // topics the members consume; nil when unknown
-	offsets        map[topicPartition]*offset // committed offsets
-	joinTimer      *time.Timer                // rebalance (or initial delay) expiry
-	joinSeq        uint64                     // invalidates a stale joinTimer firing
-	initialJoin    bool                       // joinTimer is the initial delay: it never completes early
-	syncTimer      *time.Timer                // pending-sync expiry
-	syncSeq        uint64                     // invalidates a stale syncTimer firing
-	out            []func()                   // replies to send once mu is released
-	cg             *consumerGroup             // set for a consumer (KIP-848) group
+	static         map[string]string                    // group.instance.id → member id
+	pending        map[string]*time.Timer               // KIP-394: ids given out, awaiting their join
+	pendingSync    map[string]bool                      // members of this generation that have not synced
+	supported      map[string]int                       // protocol → members supporting it
+	numAwaiting    int                                  // members with a parked JoinGroup
+	newMemberAdded bool                                 // a new member came during the initial delay
+	subscribed     map[string]bool                      // topics the members consume; nil when unknown
+	offsets        map[topicPartition]*offset           // committed offsets
+	pendingTxn     map[int64]map[topicPartition]*offset // transactional commits awaiting their marker, by producer id
+	joinTimer      *time.Timer                          // rebalance (or initial delay) expiry
+	joinSeq        uint64                               // invalidates a stale joinTimer firing
+	initialJoin    bool                                 // joinTimer is the initial delay: it never completes early
+	syncTimer      *time.Timer                          // pending-sync expiry
+	syncSeq        uint64                               // invalidates a stale syncTimer firing
+	out            []func()                             // replies to send once mu is released
+	cg             *consumerGroup                       // set for a consumer (KIP-848) group
 }
 
 func newGroup(c *Coordinator, id string, partition int32) *group {
@@ -170,6 +171,7 @@ func newGroup(c *Coordinator, id string, partition int32) *group {
 		c: c, id: id, partition: partition, state: Empty, stateMs: nowMs(),
 		members: map[string]*member{}, static: map[string]string{}, pending: map[string]*time.Timer{},
 		pendingSync: map[string]bool{}, supported: map[string]int{}, offsets: map[topicPartition]*offset{},
+		pendingTxn: map[int64]map[topicPartition]*offset{},
 	}
 	c.metrics.byState[Empty].Add(1)
 	return g

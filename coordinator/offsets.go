@@ -190,7 +190,7 @@ func (c *Coordinator) OffsetFetch(req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetc
 					topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
 				}
 			}
-			code, res := c.fetchOffsets(rg.Group, topics, topicOrder(rg.Topics))
+			code, res := c.fetchOffsets(rg.Group, topics, topicOrder(rg.Topics), req.RequireStable)
 			out.ErrorCode = code
 			for _, t := range res {
 				ot := kmsg.NewOffsetFetchResponseGroupTopic()
@@ -217,7 +217,7 @@ func (c *Coordinator) OffsetFetch(req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetc
 			topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
 		}
 	}
-	code, res := c.fetchOffsets(req.Group, topics, order)
+	code, res := c.fetchOffsets(req.Group, topics, order, req.Version >= 7 && req.RequireStable)
 	if req.Version >= 2 {
 		resp.ErrorCode = code
 	}
@@ -261,14 +261,16 @@ type fetchedTopic struct {
 
 // fetchOffsets returns a group's committed offsets for topics (every one when topics is nil),
 // topics in order. A group-level error is returned as its code and, for the partitions asked
-// for, on each partition (v0–v1 have no group-level error).
-func (c *Coordinator) fetchOffsets(id string, topics map[string][]int32, order []string) (int16, []fetchedTopic) {
+// for, on each partition (v0–v1 have no group-level error). With requireStable (v7+, KIP-447),
+// a partition with a transactional commit pending answers UNSTABLE_OFFSET_COMMIT.
+func (c *Coordinator) fetchOffsets(id string, topics map[string][]int32, order []string, requireStable bool) (int16, []fetchedTopic) {
 	code := c.status() // an empty group id is valid here, as in Kafka
 	var g *group
 	if code == 0 {
 		g = c.lockGroup(id, false)
 	}
 	var committed map[topicPartition]offset
+	var unstable map[topicPartition]bool
 	if g != nil {
 		committed = make(map[topicPartition]offset, len(g.offsets))
 		for tp, o := range g.offsets {
@@ -276,13 +278,24 @@ func (c *Coordinator) fetchOffsets(id string, topics map[string][]int32, order [
 				committed[tp] = *o
 			}
 		}
+		if requireStable {
+			unstable = g.pendingTxnPartitions()
+		}
 		g.unlock()
+	}
+	mark := func(tp topicPartition, fp *fetchedPartition) {
+		if unstable[tp] {
+			*fp = fetched(tp.partition, nil)
+			fp.code = errUnstableOffsetCommit
+		}
 	}
 	var out []fetchedTopic
 	if topics == nil {
 		byTopic := map[string][]fetchedPartition{}
 		for tp, o := range committed {
-			byTopic[tp.topic] = append(byTopic[tp.topic], fetched(tp.partition, &o))
+			fp := fetched(tp.partition, &o)
+			mark(tp, &fp)
+			byTopic[tp.topic] = append(byTopic[tp.topic], fp)
 		}
 		for t, ps := range byTopic {
 			sort.Slice(ps, func(i, j int) bool { return ps[i].partition < ps[j].partition })
@@ -299,6 +312,9 @@ func (c *Coordinator) fetchOffsets(id string, topics map[string][]int32, order [
 				fp = fetched(p, &o)
 			}
 			fp.code = code
+			if code == 0 {
+				mark(topicPartition{t, p}, &fp)
+			}
 			ft.parts = append(ft.parts, fp)
 		}
 		out = append(out, ft)

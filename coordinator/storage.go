@@ -107,6 +107,9 @@ type loadedGroup struct {
 	meta    *kmsg.GroupMetadataValue // nil: none, or deleted
 	offsets map[topicPartition]*offset
 	cg      *loadedConsumer // consumer group records, if any
+	// pending holds transactional offset commits whose marker has not been read yet, by
+	// producer id; a commit marker moves them into offsets, an abort drops them.
+	pending map[int64]map[topicPartition]*offset
 }
 
 // load reads every partition of the offsets topic and installs the groups found.
@@ -127,7 +130,7 @@ func (c *Coordinator) load(partitions int32) error {
 	c.mu.Unlock()
 	groups, offsets := 0, 0
 	for id, lg := range loaded {
-		if lg.meta == nil && len(lg.offsets) == 0 && (lg.cg == nil || !lg.cg.hasMeta) {
+		if lg.meta == nil && len(lg.offsets) == 0 && len(lg.pending) == 0 && (lg.cg == nil || !lg.cg.hasMeta) {
 			continue
 		}
 		c.installLoaded(id, lg)
@@ -143,6 +146,8 @@ func (c *Coordinator) loadPartition(p int32, l *logstore.Log, loaded map[string]
 	var res logstore.ReadResult
 	defer res.Release()
 	var h logstore.BatchHeader
+	var txnGroups map[int64]map[string]bool // producer id -> groups with pending offsets
+	var pending map[string]bool
 	from, end := l.LogStartOffset(), l.LogEndOffset()
 	for from < end {
 		if err := l.Read(from, c.cfg.OffsetsLoadBufferBytes, end, true, &res); err != nil {
@@ -163,9 +168,24 @@ func (c *Coordinator) loadPartition(p int32, l *logstore.Log, loaded map[string]
 				batch := b[:h.Size()]
 				b = b[h.Size():]
 				if h.IsControl() {
-					continue // transaction markers: no transactional offsets yet
+					if commit, ok := logstore.ControlMarker(batch); ok {
+						completeLoadedTxn(loaded, txnGroups[h.ProducerID], h.ProducerID, commit)
+						delete(txnGroups, h.ProducerID)
+					}
+					continue
 				}
-				if err := c.loadBatch(p, batch, &h, loaded); err != nil {
+				if h.IsTransactional() {
+					if txnGroups == nil {
+						txnGroups = map[int64]map[string]bool{}
+					}
+					if txnGroups[h.ProducerID] == nil {
+						txnGroups[h.ProducerID] = map[string]bool{}
+					}
+					pending = txnGroups[h.ProducerID]
+				}
+				err := c.loadBatch(p, batch, &h, loaded, pending)
+				pending = nil
+				if err != nil {
 					return err
 				}
 			}
@@ -176,7 +196,10 @@ func (c *Coordinator) loadPartition(p int32, l *logstore.Log, loaded map[string]
 	return nil
 }
 
-func (c *Coordinator) loadBatch(p int32, batch []byte, h *logstore.BatchHeader, loaded map[string]*loadedGroup) error {
+// loadBatch applies a batch's records. A transactional batch (txnGroups non-nil) holds
+// offset commits that stay pending, under its producer id, until the transaction's marker; the
+// groups it touches are added to txnGroups.
+func (c *Coordinator) loadBatch(p int32, batch []byte, h *logstore.BatchHeader, loaded map[string]*loadedGroup, txnGroups map[string]bool) error {
 	recs := batch[logstore.BatchHeaderSize:]
 	if codec := h.Compression(); codec != 0 {
 		if logstore.Decompress == nil {
@@ -188,19 +211,26 @@ func (c *Coordinator) loadBatch(p int32, batch []byte, h *logstore.BatchHeader, 
 		}
 		recs = plain
 	}
+	pid := int64(-1)
+	if txnGroups != nil {
+		pid = h.ProducerID
+	}
 	if !forEachKeyValue(recs, h.RecordCount, func(key, value []byte) {
-		c.loadRecord(p, key, value, loaded)
+		if g := c.loadRecord(p, key, value, loaded, pid); g != "" && txnGroups != nil {
+			txnGroups[g] = true
+		}
 	}) {
 		return fmt.Errorf("batch at offset %d: malformed records", h.BaseOffset)
 	}
 	return nil
 }
 
-// loadRecord applies one record of the offsets topic to what is being loaded.
-func (c *Coordinator) loadRecord(p int32, key, value []byte, loaded map[string]*loadedGroup) {
+// loadRecord applies one record of the offsets topic to what is being loaded. An offset
+// commit of a transaction (pid >= 0) is kept pending; its group's id is returned.
+func (c *Coordinator) loadRecord(p int32, key, value []byte, loaded map[string]*loadedGroup, pid int64) (txnGroup string) {
 	if len(key) < 2 {
 		c.log.Warn("offsets topic: record without key", "partition", p)
-		return
+		return ""
 	}
 	get := func(id string) *loadedGroup {
 		lg := loaded[id]
@@ -221,12 +251,12 @@ func (c *Coordinator) loadRecord(p int32, key, value []byte, loaded map[string]*
 		lg := get(k.Group)
 		if value == nil {
 			delete(lg.offsets, tp)
-			return
+			return ""
 		}
 		var val kmsg.OffsetCommitValue
 		if err := val.ReadFrom(value); err != nil {
 			c.log.Warn("offsets topic: bad offset value", "partition", p, "group", k.Group, "err", err)
-			return
+			return ""
 		}
 		o := &offset{offset: val.Offset, leaderEpoch: -1, metadata: val.Metadata, commitMs: val.CommitTimestamp, expireMs: -1}
 		if val.Version >= 3 {
@@ -235,26 +265,54 @@ func (c *Coordinator) loadRecord(p int32, key, value []byte, loaded map[string]*
 		if val.Version == 1 {
 			o.expireMs = val.ExpireTimestamp
 		}
+		if pid >= 0 {
+			if lg.pending == nil {
+				lg.pending = map[int64]map[topicPartition]*offset{}
+			}
+			if lg.pending[pid] == nil {
+				lg.pending[pid] = map[topicPartition]*offset{}
+			}
+			lg.pending[pid][tp] = o
+			return k.Group
+		}
 		lg.offsets[tp] = o
 	case 2:
 		var k kmsg.GroupMetadataKey
 		if err := k.ReadFrom(key); err != nil {
 			c.log.Warn("offsets topic: bad group key", "partition", p, "err", err)
-			return
+			return ""
 		}
 		lg := get(k.Group)
 		if value == nil {
 			lg.meta = nil
-			return
+			return ""
 		}
 		var val kmsg.GroupMetadataValue
 		if err := val.ReadFrom(value); err != nil {
 			c.log.Warn("offsets topic: bad group value", "partition", p, "group", k.Group, "err", err)
-			return
+			return ""
 		}
 		lg.meta = &val
 	default:
 		c.loadConsumerRecord(p, v, key, value, get) // KIP-848 records (share groups: skipped)
+	}
+	return ""
+}
+
+// completeLoadedTxn applies a marker read while loading to the groups holding pending offsets
+// of the producer.
+func completeLoadedTxn(loaded map[string]*loadedGroup, groups map[string]bool, pid int64, commit bool) {
+	for id := range groups {
+		lg := loaded[id]
+		if lg == nil || lg.pending == nil {
+			continue
+		}
+		if commit {
+			for tp, o := range lg.pending[pid] {
+				lg.offsets[tp] = o
+			}
+		}
+		delete(lg.pending, pid)
 	}
 }
 
@@ -267,6 +325,12 @@ func (c *Coordinator) installLoaded(id string, lg *loadedGroup) {
 	g.mu.Lock()
 	defer g.unlock()
 	g.offsets = lg.offsets
+	for pid, offs := range lg.pending {
+		if len(offs) > 0 {
+			g.pendingTxn[pid] = offs
+			c.addTxnGroup(pid, g.id)
+		}
+	}
 	c.metrics.offsets.Add(int64(len(lg.offsets)))
 	if lg.meta == nil {
 		g.installConsumer(lg.cg)

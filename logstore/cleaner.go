@@ -8,12 +8,16 @@ package logstore
 //
 //	 log start          first dirty          first uncleanable         active segment
 //	 |  clean (deduped) |  dirty (appended   |  too new (min.compaction |  never cleaned
-//	 |  by earlier      |  since the last    |  .lag.ms) — sealed, but  |
-//	 |  passes)         |  pass)             |  left alone              |
+//	 |  by earlier      |  since the last    |  .lag.ms) or at/past the |
+//	 |  passes)         |  pass)             |  cleanable limit: sealed,|
+//	 |                  |                    |  but left alone          |
 //
 //   - The first dirty offset comes from the log's checkpoint file (below); the first
-//     uncleanable offset is the active segment's base, or the base of the first dirty segment
-//     holding a record newer than min.compaction.lag.ms.
+//     uncleanable offset is the lowest of the active segment's base, the base of the first
+//     dirty segment holding a record newer than min.compaction.lag.ms, and the base of the
+//     segment holding the cleanable limit (SetCleanableLimit: the partition owner's last stable
+//     offset, so that no segment holding or following records of an open transaction, or
+//     records a follower could still truncate, is cleaned — Kafka cleans only below it).
 //   - A pass runs when dirty bytes / (clean + dirty bytes) >= min.cleanable.dirty.ratio
 //     (counted in whole sealed segments), when the oldest dirty record is older than
 //     max.compaction.lag.ms, when a delete horizon recorded by the last pass has passed, or when
@@ -25,7 +29,14 @@ package logstore
 //     in order, one at a time. A record survives unless its key maps to a later offset, it has
 //     no key (such records cannot be appended to a compacted log; they remain from before the
 //     policy changed), or it is a tombstone whose batch's delete horizon has passed. Records
-//     past the mapped part are kept. Control batches are kept as they are (no transactions yet).
+//     past the mapped part are kept. Control batches (transaction markers) are kept as they are.
+//   - Records of aborted transactions (KIP-98) are removed and never enter the key map, so they
+//     never supersede a record: a transactional data batch is aborted when an entry of the log's
+//     aborted transaction index (txnindex.go, as it was when the pass was planned) has its
+//     producer id and FirstOffset <= the batch's base offset <= LastOffset. Such a batch is
+//     dropped whole, wherever it lies in a cleaned segment, under the same rule as below for a
+//     batch that loses every record. Records of committed transactions are ordinary records.
+//     The index entries stay (a cleaned segment keeps its .txnindex as it is).
 //   - A batch whose records all survive is copied byte for byte. A batch that loses some is
 //     re-encoded (appendFilteredBatch: offsets, sequences and timestamps kept). A batch that
 //     loses all is dropped, except (Kafka's rule) the last batch of an idempotent producer,
@@ -40,9 +51,8 @@ package logstore
 //   - Offsets after cleaning increase with gaps; a read of an offset that was cleaned away
 //     returns the next surviving batch. The log start offset, log end offset and recovery
 //     point do not change; a segment left with no batch is deleted (never the first).
-//   - logstore knows no high watermark, so a pass cleans every sealed segment. Kafka cleans
-//     only below the last stable offset, so that a follower never truncates cleaned records;
-//     with replication, passes must be bounded the same way (not done yet).
+//   - logstore knows no high watermark or last stable offset: without a cleanable limit a pass
+//     cleans every sealed segment (a transaction still open there is cleaned as if committed).
 //
 // Swapping a cleaned segment in (crash-safe, as Kafka's replaceSegments, one segment at a
 // time so that every step is a single atomic file operation):
@@ -55,6 +65,12 @@ package logstore
 //	   <base>.log.swap over <base>.log: the commit point — and put the new segment in the list
 //	5  fsync the folder; link <base>.index.swap and .timeindex.swap to their final names
 //	   unless those exist; remove the .swap names
+//
+// The segment's <base>.txnindex is not part of the swap: it is the same file before and after
+// (entries name offsets, which cleaning keeps), so every crash image has it, and the new
+// segment takes over the old one's entries in memory at the commit. A segment left without a
+// batch is deleted with its .txnindex: it held no abort marker (control batches are kept), so
+// it held no entry the broker wrote.
 //
 // Recovery (finishCleanerFiles, run by every pass and meant to be run by Open): .cleaned files
 // are deleted; a <base>.log.swap means the commit did not happen: the swap is rolled back
@@ -87,6 +103,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -119,6 +136,7 @@ type CompactStats struct {
 	BytesWritten      int64 // bytes of the cleaned segments written
 	RecordsRemoved    int64 // superseded and keyless records removed
 	TombstonesRemoved int64 // tombstones removed after their delete horizon
+	AbortedRemoved    int64 // records of aborted transactions removed
 }
 
 // cleaning serializes the passes of each log (a pass in progress has an entry, closed when
@@ -217,6 +235,8 @@ type compaction struct {
 	horizon          int64            // delete horizon of batches whose tombstones are first cleaned now
 	nextHorizon      int64            // earliest delete horizon left in the cleaned part, -1 if none
 
+	aborted map[int64]*producerAborts // producer id -> its aborted transactions; nil if none
+
 	plain, enc, out []byte // scratch: decompressed records, re-encoded records, output batch
 	recs            []cleanerRecord
 	ts              []int64
@@ -227,6 +247,18 @@ type compaction struct {
 
 func (p *compaction) release() { unrefAll(p.segs) }
 
+// SetCleanableLimit bounds compaction (Kafka cleans only below the last stable offset): fn
+// returns the first offset the cleaner must leave alone, and a pass cleans no segment holding
+// that offset or following it. fn is called once at the start of each pass, without the log's
+// locks held. nil removes the bound (every sealed segment may be cleaned).
+func (l *Log) SetCleanableLimit(fn func() Offset) {
+	if fn == nil {
+		l.cleanableLimit.Store(nil)
+		return
+	}
+	l.cleanableLimit.Store(&fn)
+}
+
 // planCompaction references the log's segments, works out the dirty part and returns nil when
 // no pass is due.
 func (l *Log) planCompaction(cfg Config, cp cleanerCheckpoint, force bool) (*compaction, error) {
@@ -235,6 +267,10 @@ func (l *Log) planCompaction(cfg Config, cp cleanerCheckpoint, force bool) (*com
 	p.horizon = p.now + cfg.DeleteRetentionMs
 	if p.horizon < p.now {
 		p.horizon = math.MaxInt64
+	}
+	limit := Offset(math.MaxInt64)
+	if fn := l.cleanableLimit.Load(); fn != nil {
+		limit = (*fn)() // the owner's code: called before taking the log's locks
 	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -258,6 +294,11 @@ func (l *Log) planCompaction(cfg Config, cp cleanerCheckpoint, force bool) (*com
 	logStart, leo := l.logStartOffset.Load(), l.logEndOffset.Load()
 	p.firstDirty = cp.firstDirtyLocked(l, logStart, leo)
 	p.firstUncleanable = p.segs[len(p.segs)-1].base
+	if limit < p.firstUncleanable {
+		j := sort.Search(len(p.segs), func(i int) bool { return p.segs[i].base > limit })
+		p.firstUncleanable = p.segs[max(j-1, 0)].base // the base of the segment holding limit
+	}
+	p.aborted = collectProducerAborts(p.segs)
 	sealed := p.segs[:len(p.segs)-1]
 	if lag := cfg.MinCompactionLagMs; lag > 0 {
 		for _, s := range sealed {
@@ -386,8 +427,8 @@ func (p *compaction) buildOffsetMap(ctx context.Context) error {
 		if n++; n%1024 == 0 && ctx.Err() != nil {
 			return false, ctx.Err()
 		}
-		if h.IsControl() || !p.decode(batch, h) {
-			return true, nil // no keys to map: the batch is kept as it is
+		if h.IsControl() || p.abortedBatch(h) || !p.decode(batch, h) {
+			return true, nil // no keys to map
 		}
 		for i := range p.recs {
 			r := &p.recs[i]
@@ -462,6 +503,17 @@ func (p *compaction) filterBatch(batch []byte, h *BatchHeader, placeholder bool)
 	if h.IsControl() {
 		return keepBatch
 	}
+	if p.abortedBatch(h) {
+		p.st.AbortedRemoved += int64(h.RecordCount)
+		switch {
+		case !placeholder && !p.producerLast(h):
+			return dropBatch
+		case h.RecordCount == 0:
+			return keepBatch
+		}
+		p.out = appendEmptyBatch(p.out[:0], h)
+		return replaceBatch
+	}
 	if h.RecordCount == 0 {
 		if placeholder || p.producerLast(h) {
 			return keepBatch
@@ -520,6 +572,53 @@ func (p *compaction) filterBatch(batch []byte, h *BatchHeader, placeholder bool)
 func (p *compaction) producerLast(h *BatchHeader) bool {
 	last, ok := p.lastOfProducer[h.ProducerID]
 	return h.ProducerID >= 0 && ok && last == h.LastOffset()
+}
+
+// producerAborts is one producer's aborted transactions, ordered by LastOffset, for the
+// cleaner's lookups: minFirst[i] is the lowest FirstOffset of entries i and after.
+type producerAborts struct {
+	last, minFirst []Offset
+}
+
+// collectProducerAborts groups the aborted transactions of segs by producer (nil when there are
+// none). The caller holds the log's mu.
+func collectProducerAborts(segs []*segment) map[int64]*producerAborts {
+	var m map[int64]*producerAborts
+	for _, s := range segs {
+		for _, e := range s.txn.list() {
+			if m == nil {
+				m = map[int64]*producerAborts{}
+			}
+			a := m[e.ProducerID]
+			if a == nil {
+				a = &producerAborts{}
+				m[e.ProducerID] = a
+			}
+			a.last = append(a.last, e.LastOffset)
+			a.minFirst = append(a.minFirst, e.FirstOffset)
+		}
+	}
+	for _, a := range m {
+		for i := len(a.minFirst) - 2; i >= 0; i-- {
+			a.minFirst[i] = min(a.minFirst[i], a.minFirst[i+1])
+		}
+	}
+	return m
+}
+
+// abortedBatch reports whether h is a data batch of an aborted transaction: transactional, not
+// a control batch, and its base offset within [FirstOffset, LastOffset] of an aborted
+// transaction of its producer.
+func (p *compaction) abortedBatch(h *BatchHeader) bool {
+	if p.aborted == nil || !h.IsTransactional() || h.IsControl() {
+		return false
+	}
+	a := p.aborted[h.ProducerID]
+	if a == nil {
+		return false
+	}
+	i := sort.Search(len(a.last), func(i int) bool { return a.last[i] >= h.BaseOffset })
+	return i < len(a.last) && a.minFirst[i] <= h.BaseOffset
 }
 
 // cleanSegment cleans p.segs[i] and swaps the result in. It returns false when the pass must
@@ -679,6 +778,9 @@ func (p *compaction) commit(s, ns *segment) (bool, error) {
 		return false, err
 	}
 	testHookCleaner("committed")
+	// The .txnindex file stays as it is: ns takes over s's entries.
+	ns.txn.publish(append([]AbortedTxn(nil), s.txn.list()...))
+	ns.txn.unsynced.Store(s.txn.unsynced.Load())
 	l.segments[i] = ns
 	s.deleted.Store(true) // out of the log; its mapping is released at the last unref (ours)
 	p.mfs[ns] = ns.mf

@@ -10,10 +10,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,6 +27,9 @@ import (
 // swap of a few passes — what a SIGKILL there would leave — and opens each copy: the copy must
 // hold a valid log whose records are exactly those of the log before the pass or after it
 // (segment by segment), and a compaction pass on the copy must clear the swap's leftovers.
+// Each round also writes an aborted transaction: every copy must keep every aborted
+// transaction index entry (the swap never touches a .txnindex), and no pass may leave an
+// aborted record.
 func TestCompactionSwapCrashAtEveryStep(t *testing.T) {
 	useGzipCodecs(t)
 	root := t.TempDir()
@@ -43,24 +48,34 @@ func TestCompactionSwapCrashAtEveryStep(t *testing.T) {
 	var images []string
 	steps := map[string]int{}
 	defer func() { testHookCleaner = func(string) {} }()
-	swaps := 0
+	swaps, txnSwap, txnSwapImages := 0, false, 0
 	testHookCleaner = func(step string) {
 		if step == "written" || step == "dropped" {
 			swaps++
+			txnSwap = step == "written" && swapsWithTxnIndex(dir) > 0
 		}
-		if swaps%3 != 1 && steps[step] > 0 {
-			return // every step of every third swap (and the first of each step) is enough
+		// Every step of every third swap and of every swap of a segment with a .txnindex, and
+		// the first of each step, is enough.
+		if swaps%3 != 1 && !txnSwap && steps[step] > 0 {
+			return
 		}
 		img := filepath.Join(root, fmt.Sprintf("img-%03d-%s", len(images), step))
 		if err := copyLogDir(dir, img); err != nil {
 			t.Error(err)
 		}
+		if txnSwap {
+			txnSwapImages++
+		}
 		images = append(images, img)
 		steps[step]++
 	}
 	latest := map[string]string{}
+	var aborted []AbortedTxn
 	for round := 0; round < 3; round++ {
 		for i := 0; i < 24; i++ {
+			if i == 12 {
+				aborted = append(aborted, crashTestAbortedTxn(t, l, int64(100+round), clock))
+			}
 			var recs []Record
 			for j := 0; j < 1+rng.IntN(4); j++ {
 				k := fmt.Sprintf("key-%d", rng.IntN(15))
@@ -89,8 +104,12 @@ func TestCompactionSwapCrashAtEveryStep(t *testing.T) {
 			t.Fatal(err)
 		}
 		leo := l.LogEndOffset()
+		checkNoAbortedRecords(t, l, "live log")
+		if got := l.CollectAbortedTxns(0, math.MaxInt64, nil); !reflect.DeepEqual(got, aborted) {
+			t.Errorf("round %d: aborted transactions %+v after the pass, want %+v", round, got, aborted)
+		}
 		for _, img := range images[first:] {
-			checkCrashImage(t, img, cfg, leo, latest)
+			checkCrashImage(t, img, cfg, leo, latest, aborted)
 		}
 		t.Logf("round %d: %d crash images", round, len(images)-first)
 	}
@@ -99,11 +118,81 @@ func TestCompactionSwapCrashAtEveryStep(t *testing.T) {
 			t.Errorf("no swap reached step %q: %v", step, steps)
 		}
 	}
+	if txnSwapImages == 0 {
+		t.Error("no crash image caught the swap of a segment with an aborted transaction index")
+	}
+	t.Logf("%d crash images of a swap of a segment with a .txnindex", txnSwapImages)
+}
+
+// swapsWithTxnIndex counts the segments of a log folder whose cleaned copy is being written (a
+// .log.cleaned is there) and that have an aborted transaction index.
+func swapsWithTxnIndex(dir string) int {
+	ents, _ := os.ReadDir(dir)
+	n := 0
+	for _, e := range ents {
+		final := strings.TrimSuffix(e.Name(), cleanedSuffix)
+		if base, ok := parseSegmentName(final, logSuffix); ok && final != e.Name() {
+			if _, err := os.Stat(segmentName(dir, base, txnIndexSuffix)); err == nil {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// crashTestAbortedTxn appends a transaction of producer pid with one record (key "txn-<pid>")
+// and its abort marker, and records it in the aborted transaction index.
+func crashTestAbortedTxn(t *testing.T, l *Log, pid int64, ts int64) AbortedTxn {
+	t.Helper()
+	var info AppendInfo
+	data := AppendBatch(nil, BatchSpec{BaseTimestamp: ts, Attributes: AttrTransactional, ProducerID: pid,
+		Records: []Record{{Key: []byte(fmt.Sprintf("txn-%d", pid)), Value: []byte("aborted")}}})
+	if err := l.AppendAsLeader(data, 0, false, &info); err != nil {
+		t.Fatal(err)
+	}
+	first := info.FirstOffset
+	marker := AppendBatch(nil, BatchSpec{BaseTimestamp: ts, Attributes: AttrControl | AttrTransactional, ProducerID: pid,
+		Records: []Record{{Key: []byte{0, 0, 0, 0}, Value: []byte{0, 0, 0, 0, 0, 0}}}})
+	if err := l.AppendAsLeader(marker, 0, true, &info); err != nil {
+		t.Fatal(err)
+	}
+	txn := AbortedTxn{ProducerID: pid, FirstOffset: first, LastOffset: info.LastOffset, LastStableOffset: info.LastOffset + 1}
+	if err := l.AppendAbortedTxn(txn); err != nil {
+		t.Fatal(err)
+	}
+	return txn
+}
+
+// checkNoAbortedRecords fails if a record of an aborted transaction ("txn-" keys) is left in a
+// sealed segment after a complete pass.
+func checkNoAbortedRecords(t *testing.T, l *Log, what string) {
+	t.Helper()
+	l.mu.RLock()
+	activeBase := l.active().base
+	l.mu.RUnlock()
+	batches, err := readAllBatches(l, l.LogStartOffset())
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	var h BatchHeader
+	for _, b := range batches {
+		ParseBatchHeader(b, &h)
+		rs, err := decodeTestBatch(b, &h)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		for _, r := range rs {
+			if strings.HasPrefix(string(r.key), "txn-") && r.off < activeBase {
+				t.Errorf("%s: aborted record %s at %d survived a pass", what, r.key, r.off)
+			}
+		}
+	}
 }
 
 // checkCrashImage opens a crash image: the log must be valid, every key's value must be the
-// one before the pass or after it (tombstones may be gone), and a pass must clean up.
-func checkCrashImage(t *testing.T, img string, cfg Config, leo Offset, after map[string]string) {
+// one before the pass or after it (tombstones may be gone), the aborted transaction index must
+// hold exactly aborted, and a pass must clean up.
+func checkCrashImage(t *testing.T, img string, cfg Config, leo Offset, after map[string]string, aborted []AbortedTxn) {
 	t.Helper()
 	name := filepath.Base(img)
 	l, err := Open(img, cfg, OpenOptions{})
@@ -142,7 +231,13 @@ func checkCrashImage(t *testing.T, img string, cfg Config, leo Offset, after map
 			}
 		}
 	}
+	checkTxns := func(when string) {
+		if got := l.CollectAbortedTxns(0, math.MaxInt64, nil); !reflect.DeepEqual(got, aborted) {
+			t.Errorf("%s %s: aborted transactions %+v, want %+v", name, when, got, aborted)
+		}
+	}
 	check("after open")
+	checkTxns("after open")
 	leftovers := func() (names []string) {
 		ents, _ := os.ReadDir(img)
 		for _, e := range ents {
@@ -159,6 +254,8 @@ func checkCrashImage(t *testing.T, img string, cfg Config, leo Offset, after map
 		t.Fatalf("%s: compact: %v", name, err)
 	}
 	check("after a pass")
+	checkTxns("after a pass")
+	checkNoAbortedRecords(t, l, name+" after a pass")
 	if left := leftovers(); len(left) > 0 {
 		t.Errorf("%s: %v left after a pass", name, left)
 	}

@@ -780,7 +780,7 @@ func TestCompactionWritesValidIndexes(t *testing.T) {
 			}
 			dir := l.Dir()
 			l.Close()
-			bases, err := listSegments(dir)
+			bases, _, err := listSegments(dir)
 			if err != nil {
 				t.Fatal(err)
 			}

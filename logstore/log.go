@@ -10,6 +10,8 @@
 //	                                base offset and partition leader epoch fields
 //	00000000000000000000.index      sparse offset index (package index)
 //	00000000000000000000.timeindex  time index (package index)
+//	00000000000000000000.txnindex   aborted transactions whose marker is in the segment
+//	                                (txnindex.go); only for segments that have some
 //	00000000000000004096.log        next segment: named by the offset of its first record
 //	…
 //
@@ -25,9 +27,11 @@
 //   - The active segment's file is allocated (fallocate) before its mapping covers it, so a
 //     full disk is an error from Append, never SIGBUS.
 //   - Everything below the recovery point was synced to disk; recovery validates from there.
+//   - An aborted transaction index entry lives in the segment holding its abort marker, below
+//     the log end offset; entries increase in LastOffset across the log (txnindex.go).
 //
-// Locks: appendMu (one writer: append, roll, truncate, retention, delete-records) is taken
-// before mu. mu guards the segment list: readers hold it for reading while they locate
+// Locks: appendMu (one writer: append, roll, truncate, retention, delete-records, aborted
+// transaction index entries) is taken before mu. mu guards the segment list: readers hold it for reading while they locate
 // segments and take references; structural changes (roll, delete, truncate) hold it for
 // writing. Readers never wait for appends.
 package logstore
@@ -77,11 +81,14 @@ type Log struct {
 	recoveryPoint  atomic.Int64
 
 	dirDirty      atomic.Bool // a segment file was created since the last Sync: fsync the folder
+	txnDirty      atomic.Bool // an aborted transaction index was written since the last Sync
 	unflushedMsgs int64       // guarded by appendMu
 	firstUnflush  int64       // ms of the oldest unflushed append, 0 if none (guarded by appendMu)
 	syncMu        sync.Mutex
 
 	pf *prefaulter
+
+	cleanableLimit atomic.Pointer[func() Offset] // SetCleanableLimit; nil: no limit
 }
 
 // AppendInfo describes what an append wrote. The caller supplies it.
@@ -511,7 +518,8 @@ func (l *Log) segmentIndexLocked(offset Offset) int {
 	return max(i-1, 0)
 }
 
-// Sync writes everything appended so far to disk and advances the recovery point.
+// Sync writes everything appended so far to disk, aborted transaction index entries included,
+// and advances the recovery point.
 func (l *Log) Sync() error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
@@ -519,8 +527,9 @@ func (l *Log) Sync() error {
 	leo := l.logEndOffset.Load()
 	l.unflushedMsgs, l.firstUnflush = 0, 0
 	l.appendMu.Unlock()
+	txn := l.txnDirty.Swap(false)
 	rp := l.recoveryPoint.Load()
-	if leo <= rp {
+	if leo <= rp && !txn {
 		return nil
 	}
 	l.mu.RLock()
@@ -530,7 +539,7 @@ func (l *Log) Sync() error {
 	}
 	var segs []*segment
 	for _, s := range l.segments {
-		if s.next.Load() > rp || s.active {
+		if s.next.Load() > rp || s.active || s.txn.unsynced.Load() {
 			s.ref()
 			segs = append(segs, s)
 		}
@@ -544,6 +553,9 @@ func (l *Log) Sync() error {
 		s.unref()
 	}
 	if err != nil {
+		if txn {
+			l.txnDirty.Store(true)
+		}
 		return err
 	}
 	if l.dirDirty.Swap(false) {
@@ -568,8 +580,12 @@ func (l *Log) FlushDue(nowMs int64) bool {
 	return l.firstUnflush != 0 && nowMs-l.firstUnflush >= l.cfg.FlushMs
 }
 
-// sync flushes a segment's files. A segment never loaded by this process has nothing to flush.
+// sync flushes a segment's files. A segment never loaded by this process has nothing to flush
+// but its aborted transaction index.
 func (s *segment) sync() error {
+	if err := s.txn.sync(segmentName(s.dir, s.base, txnIndexSuffix)); err != nil {
+		return err
+	}
 	if !s.loaded.Load() {
 		return nil
 	}

@@ -6,9 +6,10 @@ import (
 )
 
 // TruncateTo removes every batch whose last offset is >= offset (a follower after a leader
-// change). When offset falls inside a batch, that whole batch goes and the log end offset
-// becomes its base. The cut is made durable before TruncateTo returns. Truncating below the
-// log start offset empties the log and restarts it at offset.
+// change), and the aborted transactions whose marker went with them. When offset falls inside
+// a batch, that whole batch goes and the log end offset becomes its base. The cut is made
+// durable before TruncateTo returns. Truncating below the log start offset empties the log and
+// restarts it at offset.
 //
 // Readers bounded below offset are unaffected. A read result holding bytes at or past offset
 // when the truncation runs may see them turn to zeros (never an unmapped page): in Kafka only
@@ -54,6 +55,10 @@ func (l *Log) TruncateTo(offset Offset) error {
 	if err := s.truncateFilesTo(pos); err != nil {
 		return l.fail(err)
 	}
+	// Entries whose abort marker was cut go too (next <= offset when offset was inside a batch).
+	if err := l.truncateTxnsLocked(l.segments[i:], min(offset, next)); err != nil {
+		return l.fail(err)
+	}
 	s.next.Store(next)
 	s.scanState(l.cfg.now())
 	l.logEndOffset.Store(next)
@@ -61,8 +66,8 @@ func (l *Log) TruncateTo(offset Offset) error {
 	return nil
 }
 
-// TruncateFullyAndStartAt deletes every segment and starts an empty log at offset (a follower
-// whose fetch offset is out of the leader's range).
+// TruncateFullyAndStartAt deletes every segment, with its aborted transactions, and starts an
+// empty log at offset (a follower whose fetch offset is out of the leader's range).
 func (l *Log) TruncateFullyAndStartAt(offset Offset) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()

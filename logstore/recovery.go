@@ -22,6 +22,8 @@ import (
 //     (header, CRC, increasing offsets). At the first invalid byte the log is truncated there
 //     and any later segment is deleted; the scanned part's index entries are rebuilt.
 //  3. The last segment becomes the active one.
+//  4. The aborted transaction indexes (txnindex.go) are read, each cut after its last valid
+//     entry below the recovered log end offset.
 func Open(dir string, cfg Config, opts OpenOptions) (*Log, error) {
 	cfg = cfg.normalized()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -32,7 +34,7 @@ func Open(dir string, cfg Config, opts OpenOptions) (*Log, error) {
 		return nil, fmt.Errorf("recover log %s: %w", dir, err)
 	}
 	l := &Log{dir: dir, cfg: cfg, pf: newPrefaulter()}
-	bases, err := listSegments(dir)
+	bases, txnFiles, err := listSegments(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -66,6 +68,17 @@ func Open(dir string, cfg Config, opts OpenOptions) (*Log, error) {
 		}
 		return nil, fmt.Errorf("recover log %s: %w", dir, err)
 	}
+	for _, s := range l.segments {
+		if !txnFiles[s.base] {
+			continue
+		}
+		if err := l.loadTxnIndex(s); err != nil {
+			for _, t := range l.segments {
+				t.release()
+			}
+			return nil, fmt.Errorf("recover log %s: %w", dir, err)
+		}
+	}
 	leo := l.active().next.Load()
 	l.logEndOffset.Store(leo)
 	l.logStartOffset.Store(min(max(opts.LogStartOffset, l.segments[0].base), leo))
@@ -75,15 +88,16 @@ func Open(dir string, cfg Config, opts OpenOptions) (*Log, error) {
 	return l, nil
 }
 
-// listSegments returns the base offsets of the .log files, sorted, after removing orphaned
-// index files and files left by an interrupted deletion.
-func listSegments(dir string) ([]Offset, error) {
+// listSegments returns the base offsets of the .log files, sorted, and those of the segments
+// that have an aborted transaction index, after removing orphaned index files and files left by
+// an interrupted deletion.
+func listSegments(dir string) (bases []Offset, txnFiles map[Offset]bool, err error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	logs := map[Offset]bool{}
-	var bases []Offset
+	txnFiles = map[Offset]bool{}
 	for _, e := range ents {
 		name := e.Name()
 		if base, ok := parseSegmentName(name, logSuffix); ok {
@@ -93,9 +107,11 @@ func listSegments(dir string) ([]Offset, error) {
 	}
 	for _, e := range ents {
 		name := e.Name()
-		for _, suf := range []string{indexSuffix, timeIndexSuffix} {
+		for _, suf := range []string{indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 			if base, ok := parseSegmentName(name, suf); ok && !logs[base] {
 				os.Remove(dir + "/" + name)
+			} else if ok && suf == txnIndexSuffix {
+				txnFiles[base] = true
 			}
 		}
 		if strings.HasSuffix(name, ".deleted") {
@@ -103,7 +119,7 @@ func listSegments(dir string) ([]Offset, error) {
 		}
 	}
 	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
-	return bases, nil
+	return bases, txnFiles, nil
 }
 
 func parseSegmentName(name, suffix string) (Offset, bool) {

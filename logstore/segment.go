@@ -13,7 +13,8 @@ import (
 	"github.com/spate-broker/spate/internal/mmfile"
 )
 
-// File names: <20-digit base offset>.log/.index/.timeindex, as Kafka names them.
+// File names: <20-digit base offset>.log/.index/.timeindex/.txnindex, as Kafka names them
+// (.txnindex: txnindex.go).
 const (
 	logSuffix       = ".log"
 	indexSuffix     = ".index"
@@ -24,7 +25,7 @@ func segmentName(dir string, base Offset, suffix string) string {
 	return filepath.Join(dir, fmt.Sprintf("%020d%s", base, suffix))
 }
 
-// segment is one file of the log plus its two indexes.
+// segment is one file of the log plus its two indexes and its aborted transactions.
 //
 // A segment is active (the last one: mapped read-write inside a reservation of segment.bytes,
 // indexes writable) or sealed (file trimmed to its data, mapped read-only on first use,
@@ -50,6 +51,8 @@ type segment struct {
 	next atomic.Int64
 
 	active bool // guarded by Log.mu (write) and Log.appendMu
+
+	txn txnIndex // aborted transactions whose marker is in the segment (txnindex.go)
 
 	// Writer state of the active segment, guarded by Log.appendMu.
 	bytesSinceIndex int64
@@ -101,7 +104,7 @@ func (s *segment) release() {
 // markDeleted unlinks the files and releases the segment now or at the last unref. The
 // caller holds Log.mu for writing and has removed s from the segment list.
 func (s *segment) markDeleted() {
-	for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+	for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 		os.Remove(segmentName(s.dir, s.base, suf))
 	}
 	s.deleted.Store(true)
@@ -128,7 +131,7 @@ func (s *segment) closeKeep() error {
 func createSegment(dir string, base Offset, cfg *Config, now int64) (*segment, error) {
 	s := &segment{base: base, dir: dir, cfg: cfg, active: true, maxTs: -1, created: now, firstTs: -1}
 	s.maxTsPub.Store(-1)
-	for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+	for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 		os.Remove(segmentName(dir, base, suf))
 	}
 	if err := s.openWritable(); err != nil {

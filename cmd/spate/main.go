@@ -76,6 +76,10 @@ func run(args []string) error {
 	rebalanceDelay := fs.Duration("group-initial-rebalance-delay", def.Groups.InitialRebalanceDelay, "group.initial.rebalance.delay.ms")
 	offsetsPartitions := fs.Int("offsets-topic-partitions", int(def.Groups.OffsetsTopicPartitions), "offsets.topic.num.partitions (used when __consumer_offsets is created)")
 	offsetsRetention := fs.Duration("offsets-retention", def.Groups.OffsetsRetention, "offsets.retention.minutes")
+	txnMaxTimeout := fs.Duration("transaction-max-timeout", time.Duration(def.Txn.TransactionMaxTimeoutMs)*time.Millisecond, "transaction.max.timeout.ms: InitProducerId asking for more is INVALID_TRANSACTION_TIMEOUT")
+	txnAbortInterval := fs.Duration("transaction-abort-timed-out-interval", time.Duration(def.Txn.AbortTimedOutTransactionsIntervalMs)*time.Millisecond, "transaction.abort.timed.out.transaction.cleanup.interval.ms")
+	txnPartitions := fs.Int("transaction-state-partitions", int(def.Txn.StatePartitions), "transaction.state.log.num.partitions (used when __transaction_state is created)")
+	txnIDExpiration := fs.Duration("transactional-id-expiration", time.Duration(def.Txn.TransactionalIDExpirationMs)*time.Millisecond, "transactional.id.expiration.ms")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -124,6 +128,10 @@ func run(args []string) error {
 	cfg.Groups.InitialRebalanceDelay = *rebalanceDelay
 	cfg.Groups.OffsetsTopicPartitions = int32(*offsetsPartitions)
 	cfg.Groups.OffsetsRetention = *offsetsRetention
+	cfg.Txn.TransactionMaxTimeoutMs = txnMaxTimeout.Milliseconds()
+	cfg.Txn.AbortTimedOutTransactionsIntervalMs = txnAbortInterval.Milliseconds()
+	cfg.Txn.StatePartitions = int32(*txnPartitions)
+	cfg.Txn.TransactionalIDExpirationMs = txnIDExpiration.Milliseconds()
 	cfg.Log.SegmentBytes, cfg.Log.SegmentMs = *segBytes, *segMs
 	cfg.Log.RetentionMs, cfg.Log.RetentionBytes = *retMs, *retBytes
 	cfg.Log.FlushMessages, cfg.Log.FlushMs = *flushMsgs, *flushMs

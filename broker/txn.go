@@ -1,0 +1,143 @@
+package broker
+
+// Wiring of the transaction coordinator (package coordinator/txn): the Host through which it
+// reaches __transaction_state, allocates producer ids and writes markers, its start and stop,
+// and the produce-path check that a transactional batch belongs to an ongoing transaction
+// (KIP-890 part 1, Kafka's transaction.partition.verification.enable=true).
+//
+// __transaction_state is created on the first FindCoordinator for a transactional id, with
+// transaction.state.log.num.partitions partitions, cleanup.policy=compact. Clients may read
+// it; they may not produce to it.
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/spate-broker/spate/coordinator"
+	"github.com/spate-broker/spate/coordinator/txn"
+	"github.com/spate-broker/spate/logstore"
+)
+
+// txnHost is the transaction coordinator's view of the broker.
+type txnHost struct{ b *Broker }
+
+func (h txnHost) StateTopic(create bool, partitions int32) (int32, error) {
+	tm := h.b.topics
+	t := tm.get(txn.TopicName)
+	if t == nil && create {
+		configs := map[string]string{
+			"cleanup.policy":      "compact",
+			"compression.type":    "uncompressed",
+			"min.insync.replicas": "1",
+			"segment.bytes":       strconv.FormatInt(h.b.cfg.TxnStateSegmentBytes, 10),
+		}
+		if h.b.cfg.TxnStateSegmentBytes <= 0 {
+			delete(configs, "segment.bytes")
+		}
+		created, code, msg := tm.create(txn.TopicName, partitions, configs, false)
+		switch {
+		case code == errTopicAlreadyExists:
+			t = tm.get(txn.TopicName)
+		case code != 0:
+			return 0, fmt.Errorf("create %s: %s (kafka error %d)", txn.TopicName, msg, code)
+		default:
+			t = created
+		}
+	}
+	if t == nil {
+		return 0, nil
+	}
+	return int32(len(t.partitions)), nil
+}
+
+func (h txnHost) StateLog(p int32) *logstore.Log {
+	if part := h.b.topics.partition(txn.TopicName, p); part != nil {
+		return part.log
+	}
+	return nil
+}
+
+func (h txnHost) AppendState(p int32, batch []byte) error {
+	return h.b.appendInternal(txn.TopicName, p, batch)
+}
+
+func (h txnHost) NewProducerID() (int64, error) { return h.b.pids.allocate() }
+
+func (h txnHost) WriteMarkers(producerID int64, epoch int16, commit bool, coordinatorEpoch int32, parts []txn.TopicPartition) []int16 {
+	codes := make([]int16, len(parts))
+	for i, tp := range parts {
+		p := h.b.topics.partition(tp.Topic, tp.Partition)
+		if p == nil {
+			codes[i] = errUnknownTopicOrPartition
+			continue
+		}
+		codes[i] = p.writeMarker(producerID, epoch, commit, coordinatorEpoch)
+	}
+	return codes
+}
+
+func (h txnHost) PartitionExists(topic string, partition int32) bool {
+	return h.b.topics.partition(topic, partition) != nil
+}
+
+func (h txnHost) OffsetsPartitionFor(group string) (txn.TopicPartition, bool) {
+	if h.b.groups == nil || h.b.groups.Ensure() != 0 {
+		return txn.TopicPartition{}, false
+	}
+	return txn.TopicPartition{Topic: coordinator.OffsetsTopic, Partition: h.b.groups.PartitionFor(group)}, true
+}
+
+// appendInternal appends one batch, written by a coordinator, to a partition of an internal
+// topic as its leader, keeping the partition's producer state (transactional offset commits
+// are transactions on __consumer_offsets) and waking parked fetches.
+func (b *Broker) appendInternal(topic string, partition int32, batch []byte) error {
+	part := b.topics.partition(topic, partition)
+	if part == nil {
+		return &logstore.Error{Code: errUnknownTopicOrPartition, Msg: fmt.Sprintf("%s-%d does not exist", topic, partition)}
+	}
+	var info logstore.AppendInfo
+	var h logstore.BatchHeader
+	logstore.ParseBatchHeader(batch, &h)
+	part.mu.Lock()
+	began := part.maybeBeginTxnLocked(&h)
+	err := part.log.AppendAsLeader(batch, part.leaderEpoch, false, &info)
+	if err == nil {
+		part.recordBatchLocked(&h, info.FirstOffset, info.LastOffset, info.MaxTimestamp)
+	} else if began {
+		part.endTxnLocked(h.ProducerID)
+	}
+	part.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if info.FlushNeeded {
+		if err := part.log.Sync(); err != nil {
+			return err
+		}
+	}
+	part.wake()
+	return nil
+}
+
+// verifyTxnProduceLocked checks a transactional batch against its transaction (the caller
+// holds p.mu, so a marker cannot slip between the check and the append).
+func (b *Broker) verifyTxnProduceLocked(st *produceState, p *partition, h *logstore.BatchHeader) int16 {
+	if !st.txn || h.ProducerID < 0 {
+		return errTransactionalIDAuthFailed
+	}
+	if b.txn == nil {
+		return errNotCoordinator
+	}
+	code := b.txn.VerifyPartition(string(st.txnID), h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: p.tp.Topic, Partition: p.tp.Partition})
+	return txn.ProduceErrorCode(code)
+}
+
+// startTxn starts the transaction coordinator, loading __transaction_state when it exists.
+func (b *Broker) startTxn() error {
+	c, err := txn.New(b.cfg.Txn, txnHost{b}, b.log.With("component", "txn"), b.metrics.set)
+	if err != nil {
+		return fmt.Errorf("transaction coordinator: %w", err)
+	}
+	b.txn = c
+	return nil
+}

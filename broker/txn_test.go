@@ -1,0 +1,376 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/spate-broker/spate/logstore"
+)
+
+// txnProduce runs one transaction of n records with values prefix-i (keys k-i) and ends it.
+func txnProduce(t *testing.T, cl *kgo.Client, topic, prefix string, n int, commit kgo.TransactionEndTry) {
+	t.Helper()
+	ctx := admCtx(t)
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "k-%d", i), Value: fmt.Appendf(nil, "%s-%d", prefix, i)}
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("produce %s: %v", prefix, err)
+	}
+	if err := cl.EndTransaction(ctx, commit); err != nil {
+		t.Fatalf("end %s: %v", prefix, err)
+	}
+}
+
+// consumeAll reads topic from the start with the isolation level until no record came for
+// 1.5 s, and returns the values sorted. (Stopping early can only fail a test: callers compare
+// the exact set.)
+func consumeAll(t *testing.T, addr, topic string, committed bool) []string {
+	t.Helper()
+	iso := kgo.ReadUncommitted()
+	if committed {
+		iso = kgo.ReadCommitted()
+	}
+	cl := newClient(t, addr, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(iso), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var out []string
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		n := 0
+		fs.EachError(func(_ string, _ int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("fetch: %v", err)
+			}
+		})
+		fs.EachRecord(func(r *kgo.Record) {
+			out = append(out, string(r.Value))
+			n++
+		})
+		if n == 0 {
+			break
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func values(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s-%d", prefix, i)
+	}
+	return out
+}
+
+// TestTxnCommitAbortReadCommitted: committed transactions are visible to read_committed
+// consumers and aborted ones are not; read_uncommitted consumers see both. The fetch response
+// lists the aborted transaction (producer id, first offset), the last stable offset reaches the
+// high watermark once every transaction ended, and DescribeProducers shows no open transaction.
+func TestTxnCommitAbortReadCommitted(t *testing.T) {
+	tb := startBroker(t, "", nil)
+	adm := kadm.NewClient(newClient(t, tb.addr))
+	const topic = "txn-basic"
+	admCreate(t, adm, topic, 3, nil)
+	// Uncompressed, so that the test can read the values of the fetched batches.
+	cl := newClient(t, tb.addr, kgo.TransactionalID("tx-basic"), kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	txnProduce(t, cl, topic, "c1", 30, kgo.TryCommit)
+	txnProduce(t, cl, topic, "ab", 30, kgo.TryAbort)
+	txnProduce(t, cl, topic, "c2", 30, kgo.TryCommit)
+
+	want := append(values("c1", 30), values("c2", 30)...)
+	sort.Strings(want)
+	if got := consumeAll(t, tb.addr, topic, true); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("read_committed got %d records %v\nwant %d %v", len(got), got, len(want), want)
+	}
+	all := append(append(values("c1", 30), values("ab", 30)...), values("c2", 30)...)
+	sort.Strings(all)
+	if got := consumeAll(t, tb.addr, topic, false); strings.Join(got, ",") != strings.Join(all, ",") {
+		t.Fatalf("read_uncommitted got %d records, want %d", len(got), len(all))
+	}
+
+	// Protocol level: each partition that got records of the aborted transaction lists it once,
+	// with the offset of its first batch there.
+	for p := int32(0); p < 3; p++ {
+		req := kmsg.NewPtrFetchRequest()
+		req.SetVersion(11)
+		req.ReplicaID, req.MaxBytes, req.IsolationLevel, req.SessionEpoch = -1, 1<<20, 1, -1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, 0, 1<<20
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp := admRaw[*kmsg.FetchResponse](t, tb.addr, req)
+		fp := resp.Topics[0].Partitions[0]
+		if fp.ErrorCode != 0 || fp.LastStableOffset != fp.HighWatermark {
+			t.Fatalf("partition %d: error %d, LSO %d, HW %d", p, fp.ErrorCode, fp.LastStableOffset, fp.HighWatermark)
+		}
+		batches := decodeBatches(t, fp.RecordBatches)
+		var abortedFirst int64 = -1
+		var pid int64 = -1
+		var markers []string
+		for _, b := range batches {
+			if b.h.IsControl() {
+				commit, ok := logstore.ControlMarker(b.raw)
+				if !ok {
+					t.Fatalf("partition %d: malformed marker at %d", p, b.h.BaseOffset)
+				}
+				markers = append(markers, map[bool]string{true: "commit", false: "abort"}[commit])
+				continue
+			}
+			if abortedFirst < 0 && strings.HasPrefix(b.firstValue, "ab-") {
+				abortedFirst, pid = b.h.BaseOffset, b.h.ProducerID
+			}
+		}
+		if abortedFirst < 0 {
+			if len(fp.AbortedTransactions) != 0 {
+				t.Fatalf("partition %d: no aborted records but aborted list %+v", p, fp.AbortedTransactions)
+			}
+			continue
+		}
+		if len(fp.AbortedTransactions) != 1 || fp.AbortedTransactions[0].ProducerID != pid || fp.AbortedTransactions[0].FirstOffset != abortedFirst {
+			t.Fatalf("partition %d: aborted transactions %+v, want [{%d %d}]", p, fp.AbortedTransactions, pid, abortedFirst)
+		}
+		if strings.Join(markers, ",") != "commit,abort,commit" {
+			t.Fatalf("partition %d: markers %v", p, markers)
+		}
+	}
+
+	// DescribeProducers: the producer is known on every partition, with no open transaction.
+	dp := kmsg.NewPtrDescribeProducersRequest()
+	dt := kmsg.NewDescribeProducersRequestTopic()
+	dt.Topic, dt.Partitions = topic, []int32{0, 1, 2}
+	dp.Topics = append(dp.Topics, dt)
+	dresp := admRaw[*kmsg.DescribeProducersResponse](t, tb.addr, dp)
+	for _, p := range dresp.Topics[0].Partitions {
+		if p.ErrorCode != 0 {
+			t.Fatalf("describe producers p%d: %d", p.Partition, p.ErrorCode)
+		}
+		for _, ap := range p.ActiveProducers {
+			if ap.CurrentTxnStartOffset != -1 {
+				t.Fatalf("p%d: producer %d still has a transaction from %d", p.Partition, ap.ProducerID, ap.CurrentTxnStartOffset)
+			}
+		}
+	}
+}
+
+type rawBatch struct {
+	h          logstore.BatchHeader
+	raw        []byte
+	firstValue string
+}
+
+// decodeBatches splits a fetched record set into batches; an uncompressed data batch gets its
+// first record's value decoded.
+func decodeBatches(t *testing.T, b []byte) []rawBatch {
+	t.Helper()
+	var out []rawBatch
+	for len(b) >= logstore.BatchHeaderSize {
+		var rb rawBatch
+		logstore.ParseBatchHeader(b, &rb.h)
+		if rb.h.Size() > len(b) {
+			break
+		}
+		rb.raw = b[:rb.h.Size()]
+		if !rb.h.IsControl() && rb.h.Compression() == 0 && rb.h.RecordCount > 0 {
+			recs := rb.raw[logstore.BatchHeaderSize:]
+			var r kmsg.Record
+			if r.ReadFrom(recs) != nil {
+				t.Fatalf("batch at %d: bad first record", rb.h.BaseOffset)
+			}
+			rb.firstValue = string(r.Value)
+		}
+		out = append(out, rb)
+		b = b[rb.h.Size():]
+	}
+	return out
+}
+
+// TestTxnZombieFenced: a second producer with the same transactional id fences the first: the
+// first's open transaction is aborted, its later produce and commit fail as fenced, and
+// read_committed consumers never see its records.
+func TestTxnZombieFenced(t *testing.T) {
+	tb := startBroker(t, "", nil)
+	adm := kadm.NewClient(newClient(t, tb.addr))
+	const topic = "txn-zombie"
+	admCreate(t, adm, topic, 2, nil)
+	ctx := admCtx(t)
+	zombie := newClient(t, tb.addr, kgo.TransactionalID("tx-zombie"), kgo.DefaultProduceTopic(topic))
+	if err := zombie.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zombie.ProduceSync(ctx, &kgo.Record{Value: []byte("zombie-0")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	fresh := newClient(t, tb.addr, kgo.TransactionalID("tx-zombie"), kgo.DefaultProduceTopic(topic))
+	txnProduce(t, fresh, topic, "fresh", 5, kgo.TryCommit) // its InitProducerId fenced the zombie
+
+	err := zombie.ProduceSync(ctx, &kgo.Record{Value: []byte("zombie-1")}).FirstErr()
+	if err == nil {
+		err = zombie.EndTransaction(ctx, kgo.TryCommit)
+	}
+	if !errors.Is(err, kerr.ProducerFenced) && !errors.Is(err, kerr.InvalidProducerEpoch) {
+		t.Fatalf("zombie: got %v, want PRODUCER_FENCED or INVALID_PRODUCER_EPOCH", err)
+	}
+	if got := consumeAll(t, tb.addr, topic, true); strings.Join(got, ",") != strings.Join(values("fresh", 5), ",") {
+		t.Fatalf("read_committed: %v", got)
+	}
+}
+
+// rawTxn drives a transactional producer by hand: InitProducerId, AddPartitionsToTxn and one
+// transactional batch — and then stops, as a producer that died mid-transaction.
+func rawTxn(t *testing.T, addr, txnID, topic string, partition int32, timeoutMs int32, vals ...string) (pid int64, epoch int16) {
+	t.Helper()
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.SetVersion(3)
+	fc.CoordinatorType, fc.CoordinatorKey = 1, txnID
+	if r := admRaw[*kmsg.FindCoordinatorResponse](t, addr, fc); r.ErrorCode != 0 {
+		t.Fatalf("find coordinator: %d", r.ErrorCode)
+	}
+	ip := kmsg.NewPtrInitProducerIDRequest()
+	ip.SetVersion(4)
+	ip.TransactionalID, ip.TransactionTimeoutMillis = &txnID, timeoutMs
+	ir := admRaw[*kmsg.InitProducerIDResponse](t, addr, ip)
+	if ir.ErrorCode != 0 {
+		t.Fatalf("init producer id: %d", ir.ErrorCode)
+	}
+	ap := kmsg.NewPtrAddPartitionsToTxnRequest()
+	ap.SetVersion(3)
+	ap.TransactionalID, ap.ProducerID, ap.ProducerEpoch = txnID, ir.ProducerID, ir.ProducerEpoch
+	at := kmsg.NewAddPartitionsToTxnRequestTopic()
+	at.Topic, at.Partitions = topic, []int32{partition}
+	ap.Topics = append(ap.Topics, at)
+	ar := admRaw[*kmsg.AddPartitionsToTxnResponse](t, addr, ap)
+	if c := ar.Topics[0].Partitions[0].ErrorCode; c != 0 {
+		t.Fatalf("add partitions: %d", c)
+	}
+	recs := make([]logstore.Record, len(vals))
+	for i, v := range vals {
+		recs[i] = logstore.Record{Value: []byte(v)}
+	}
+	batch := logstore.AppendBatch(nil, logstore.BatchSpec{
+		Attributes: logstore.AttrTransactional, BaseTimestamp: time.Now().UnixMilli(),
+		ProducerID: ir.ProducerID, ProducerEpoch: ir.ProducerEpoch, BaseSequence: 0, Records: recs,
+	})
+	pr := kmsg.NewPtrProduceRequest()
+	pr.SetVersion(9)
+	pr.TransactionID, pr.Acks, pr.TimeoutMillis = &txnID, -1, 5000
+	pt := kmsg.NewProduceRequestTopic()
+	pt.Topic = topic
+	pp := kmsg.NewProduceRequestTopicPartition()
+	pp.Partition, pp.Records = partition, batch
+	pt.Partitions = append(pt.Partitions, pp)
+	pr.Topics = append(pr.Topics, pt)
+	presp := admRaw[*kmsg.ProduceResponse](t, addr, pr)
+	if c := presp.Topics[0].Partitions[0].ErrorCode; c != 0 {
+		t.Fatalf("produce: %d", c)
+	}
+	return ir.ProducerID, ir.ProducerEpoch
+}
+
+// lso fetches a partition's last stable offset and high watermark with a read_committed fetch.
+func lso(t *testing.T, addr, topic string, partition int32) (lso, hw int64, aborted []kmsg.FetchResponseTopicPartitionAbortedTransaction) {
+	t.Helper()
+	req := kmsg.NewPtrFetchRequest()
+	req.SetVersion(11)
+	req.ReplicaID, req.MaxBytes, req.IsolationLevel, req.SessionEpoch = -1, 1<<20, 1, -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = partition, 0, 1<<20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	fp := admRaw[*kmsg.FetchResponse](t, addr, req).Topics[0].Partitions[0]
+	if fp.ErrorCode != 0 {
+		t.Fatalf("fetch: %d", fp.ErrorCode)
+	}
+	return fp.LastStableOffset, fp.HighWatermark, fp.AbortedTransactions
+}
+
+// TestTxnTimeoutAbortsAndLSOAdvances: a producer that dies mid-transaction holds the last
+// stable offset at its first record until transaction.timeout.ms passes; then the coordinator
+// aborts it (an abort marker, the transaction in the fetch's aborted list) and the LSO reaches
+// the high watermark. A later producer on the partition is read normally.
+func TestTxnTimeoutAbortsAndLSOAdvances(t *testing.T) {
+	tb := startBroker(t, "", func(c *Config) { c.Txn.AbortTimedOutTransactionsIntervalMs = 50 })
+	adm := kadm.NewClient(newClient(t, tb.addr))
+	const topic = "txn-timeout"
+	admCreate(t, adm, topic, 1, nil)
+	admProduce(t, newClient(t, tb.addr), topic, 0, []byte("before"))
+	pid, _ := rawTxn(t, tb.addr, "tx-dead", topic, 0, 1000, "dead-0", "dead-1", "dead-2")
+	l, hw, _ := lso(t, tb.addr, topic, 0)
+	if l != 1 || hw != 4 {
+		t.Fatalf("open transaction: LSO %d HW %d, want 1 and 4", l, hw)
+	}
+	start := time.Now()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		l, hw, aborted := lso(t, tb.addr, topic, 0)
+		if l == hw && hw == 5 {
+			if len(aborted) != 1 || aborted[0].ProducerID != pid || aborted[0].FirstOffset != 1 {
+				t.Fatalf("aborted list %+v, want [{%d 1}]", aborted, pid)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("transaction not aborted after %v: LSO %d HW %d", time.Since(start), l, hw)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if el := time.Since(start); el < 500*time.Millisecond {
+		t.Fatalf("aborted after %v, before its 1 s timeout", el)
+	}
+	admProduce(t, newClient(t, tb.addr), topic, 0, []byte("after"))
+	if got := consumeAll(t, tb.addr, topic, true); strings.Join(got, ",") != "after,before" {
+		t.Fatalf("read_committed: %v", got)
+	}
+}
+
+// TestTxnOpenAcrossRestart: a transaction open when the broker restarts keeps holding the LSO
+// (producer state snapshot), and commits afterwards; one aborted before the restart stays in
+// the aborted list.
+func TestTxnOpenAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	tb := startBroker(t, dir, nil)
+	adm := kadm.NewClient(newClient(t, tb.addr))
+	const topic = "txn-restart"
+	admCreate(t, adm, topic, 1, nil)
+	cl := newClient(t, tb.addr, kgo.TransactionalID("tx-restart"), kgo.DefaultProduceTopic(topic))
+	txnProduce(t, cl, topic, "ab", 3, kgo.TryAbort)
+	pid, epoch := rawTxn(t, tb.addr, "tx-open", topic, 0, 60000, "open-0", "open-1")
+	cl.Close()
+	tb.stop()
+
+	tb = startBroker(t, dir, nil)
+	l, hw, aborted := lso(t, tb.addr, topic, 0)
+	if l != 4 || hw != 6 || len(aborted) != 1 || aborted[0].FirstOffset != 0 {
+		t.Fatalf("after restart: LSO %d HW %d aborted %+v; want 4, 6, one from 0", l, hw, aborted)
+	}
+	er := kmsg.NewPtrEndTxnRequest()
+	er.SetVersion(3)
+	er.TransactionalID, er.ProducerID, er.ProducerEpoch, er.Commit = "tx-open", pid, epoch, true
+	if r := admRaw[*kmsg.EndTxnResponse](t, tb.addr, er); r.ErrorCode != 0 {
+		t.Fatalf("end txn after restart: %d", r.ErrorCode)
+	}
+	if l, hw, _ := lso(t, tb.addr, topic, 0); l != 7 || hw != 7 {
+		t.Fatalf("after commit: LSO %d HW %d, want 7", l, hw)
+	}
+	if got := consumeAll(t, tb.addr, topic, true); strings.Join(got, ",") != "open-0,open-1" {
+		t.Fatalf("read_committed: %v", got)
+	}
+}
