@@ -132,6 +132,22 @@ func New(cfg Config) (*Broker, error) {
 		defer cancel()
 		b.store.Maintain(ctx, cfg.FlushCheckInterval, cfg.RetentionCheckInterval, cfg.CheckpointInterval)
 	}()
+	if cfg.CheckpointInterval > 0 {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			t := time.NewTicker(cfg.CheckpointInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-b.stop:
+					return
+				case <-t.C:
+					b.topics.saveProducerSnapshots(true)
+				}
+			}
+		}()
+	}
 	return b, nil
 }
 
@@ -158,7 +174,7 @@ func (b *Broker) Close() error {
 		}
 		b.closeGroups()
 		b.wg.Wait()
-		b.topics.saveProducerSnapshots()
+		b.topics.saveProducerSnapshots(false)
 		err = b.store.Close()
 	})
 	return err

@@ -39,6 +39,9 @@ type partition struct {
 	firstUnstable atomic.Int64
 	markerBuf     []byte // a control batch being built; guarded by mu
 
+	snapMu      sync.Mutex   // serializes producer snapshots
+	snapshotLEO atomic.Int64 // log end offset of the last snapshot written or loaded
+
 	waitMu  sync.Mutex
 	waiters []*delayedFetch // fetches parked on this partition; guarded by waitMu
 }
@@ -217,26 +220,30 @@ type producerSnapshot struct {
 }
 
 func (p *partition) saveProducerSnapshot() error {
+	p.snapMu.Lock()
+	defer p.snapMu.Unlock()
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	// The log (with its aborted-transaction index) is synced first: a restart replays from
-	// the snapshot's offset and re-derives only the index entries from there on.
-	if err := p.log.Sync(); err != nil {
-		return err
-	}
 	leo := p.log.LogEndOffset()
-	snap := producerSnapshot{Producers: map[string]*producerState{}}
+	snap := producerSnapshot{Producers: make(map[string]*producerState, len(p.producers))}
 	for id, st := range p.producers {
 		snap.Producers[strconv.FormatInt(id, 10)] = st
 	}
-	raw, err := json.Marshal(snap)
+	raw, err := json.Marshal(snap) // a deep copy, taken under mu
+	p.mu.Unlock()
 	if err != nil {
+		return err
+	}
+	// The log (with its aborted-transaction index) is synced up to at least leo first: a
+	// restart replays from the snapshot's offset and re-derives only the index entries from
+	// there on.
+	if err := p.log.Sync(); err != nil {
 		return err
 	}
 	path := filepath.Join(p.log.Dir(), fmt.Sprintf("%020d%s", leo, snapshotSuffix))
 	if err := writeFileAtomic(path, raw); err != nil {
 		return err
 	}
+	p.snapshotLEO.Store(leo)
 	// Older snapshots are superseded.
 	ents, _ := os.ReadDir(p.log.Dir())
 	for _, e := range ents {
@@ -284,6 +291,7 @@ func (p *partition) loadProducerState() error {
 				}
 			}
 			from = max(from, best)
+			p.snapshotLEO.Store(best)
 		}
 	}
 	// Aborted-transaction index entries from the replay's start are derived again.

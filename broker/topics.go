@@ -451,10 +451,16 @@ func (tm *topicManager) configsOf(name string) (map[string]string, bool) {
 	return out, true
 }
 
-// saveProducerSnapshots writes every partition's producer state (clean shutdown).
-func (tm *topicManager) saveProducerSnapshots() {
+// saveProducerSnapshots writes every partition's producer state: all of them at a clean
+// shutdown, and periodically (changedOnly) those whose log grew since their last snapshot, so
+// that a restart after a crash replays only the tail of each log (Kafka snapshots at each
+// segment roll).
+func (tm *topicManager) saveProducerSnapshots(changedOnly bool) {
 	for _, t := range tm.view.Load().byName {
 		for _, p := range t.partitions {
+			if changedOnly && p.log.LogEndOffset() == p.snapshotLEO.Load() {
+				continue
+			}
 			if err := p.saveProducerSnapshot(); err != nil {
 				tm.b.log.Warn("producer snapshot", "partition", p.tp.String(), "err", err)
 			}

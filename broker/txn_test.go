@@ -2,9 +2,13 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -371,6 +375,114 @@ func TestTxnOpenAcrossRestart(t *testing.T) {
 		t.Fatalf("after commit: LSO %d HW %d, want 7", l, hw)
 	}
 	if got := consumeAll(t, tb.addr, topic, true); strings.Join(got, ",") != "open-0,open-1" {
+		t.Fatalf("read_committed: %v", got)
+	}
+}
+
+// TestProducerSnapshotsWrittenPeriodically: producer state (with an open transaction) is
+// snapshotted at the checkpoint interval once a log grows, named by the log end offset, so an
+// unclean restart replays only the tail.
+func TestProducerSnapshotsWrittenPeriodically(t *testing.T) {
+	tb := startBroker(t, "", func(c *Config) { c.CheckpointInterval = 100 * time.Millisecond })
+	adm := kadm.NewClient(newClient(t, tb.addr))
+	const topic = "snap-periodic"
+	admCreate(t, adm, topic, 1, nil)
+	pid, _ := rawTxn(t, tb.addr, "tx-snap", topic, 0, 60000, "s-0", "s-1", "s-2")
+	p := tb.b.topics.partition(topic, 0)
+	path := filepath.Join(p.log.Dir(), fmt.Sprintf("%020d%s", 3, snapshotSuffix))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		raw, err := os.ReadFile(path)
+		if err == nil {
+			var snap producerSnapshot
+			if err := json.Unmarshal(raw, &snap); err != nil {
+				t.Fatal(err)
+			}
+			st := snap.Producers[strconv.FormatInt(pid, 10)]
+			if st == nil || !st.InTxn || st.TxnFirst != 0 || len(st.Batches) != 1 || st.Batches[0].LastSeq != 2 {
+				t.Fatalf("snapshot %s: %+v", raw, st)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshot %s: %v", path, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestWriteTxnMarkersAndTxnAdmin: WriteTxnMarkers (as a coordinator on another broker would
+// send it) ends a transaction on the partitions named — per-partition codes for an unknown
+// partition and for an epoch older than the producer's — and the admin APIs describe the
+// transactional ids: ListTransactions with a state filter, DescribeTransactions with the
+// partitions of an ongoing transaction, DescribeProducers with its first offset.
+func TestWriteTxnMarkersAndTxnAdmin(t *testing.T) {
+	tb := startBroker(t, "", nil)
+	adm := kadm.NewClient(newClient(t, tb.addr))
+	const topic = "txn-admin"
+	admCreate(t, adm, topic, 2, nil)
+	pid, epoch := rawTxn(t, tb.addr, "tx-admin", topic, 1, 60000, "m-0", "m-1")
+
+	lt := kmsg.NewPtrListTransactionsRequest()
+	lt.StateFilters = []string{"Ongoing"}
+	lresp := admRaw[*kmsg.ListTransactionsResponse](t, tb.addr, lt)
+	if lresp.ErrorCode != 0 || len(lresp.TransactionStates) != 1 || lresp.TransactionStates[0].TransactionalID != "tx-admin" ||
+		lresp.TransactionStates[0].ProducerID != pid || lresp.TransactionStates[0].TransactionState != "Ongoing" {
+		t.Fatalf("list transactions: %+v", lresp)
+	}
+	dt := kmsg.NewPtrDescribeTransactionsRequest()
+	dt.TransactionalIDs = []string{"tx-admin", "tx-unknown"}
+	dresp := admRaw[*kmsg.DescribeTransactionsResponse](t, tb.addr, dt)
+	if len(dresp.TransactionStates) != 2 {
+		t.Fatalf("describe transactions: %+v", dresp)
+	}
+	d := dresp.TransactionStates[0]
+	if d.ErrorCode != 0 || d.State != "Ongoing" || d.ProducerID != pid || d.ProducerEpoch != epoch || d.TimeoutMillis != 60000 ||
+		len(d.Topics) != 1 || d.Topics[0].Topic != topic || len(d.Topics[0].Partitions) != 1 || d.Topics[0].Partitions[0] != 1 {
+		t.Fatalf("describe tx-admin: %+v", d)
+	}
+	if c := dresp.TransactionStates[1].ErrorCode; c != 105 {
+		t.Fatalf("describe unknown id: code %d, want TRANSACTIONAL_ID_NOT_FOUND (105)", c)
+	}
+	dp := kmsg.NewPtrDescribeProducersRequest()
+	dpt := kmsg.NewDescribeProducersRequestTopic()
+	dpt.Topic, dpt.Partitions = topic, []int32{1}
+	dp.Topics = append(dp.Topics, dpt)
+	ap := admRaw[*kmsg.DescribeProducersResponse](t, tb.addr, dp).Topics[0].Partitions[0].ActiveProducers
+	if len(ap) != 1 || ap[0].ProducerID != pid || ap[0].ProducerEpoch != int32(epoch) || ap[0].LastSequence != 1 || ap[0].CurrentTxnStartOffset != 0 {
+		t.Fatalf("describe producers: %+v", ap)
+	}
+
+	marker := func(e int16, parts ...int32) []int16 {
+		req := kmsg.NewPtrWriteTxnMarkersRequest()
+		m := kmsg.NewWriteTxnMarkersRequestMarker()
+		m.ProducerID, m.ProducerEpoch, m.Committed = pid, e, true
+		mt := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
+		mt.Topic, mt.Partitions = topic, parts
+		m.Topics = append(m.Topics, mt)
+		req.Markers = append(req.Markers, m)
+		resp := admRaw[*kmsg.WriteTxnMarkersResponse](t, tb.addr, req)
+		var codes []int16
+		for _, p := range resp.Markers[0].Topics[0].Partitions {
+			codes = append(codes, p.ErrorCode)
+		}
+		return codes
+	}
+	if codes := marker(epoch, 1, 7); len(codes) != 2 || codes[0] != 0 || codes[1] != errUnknownTopicOrPartition {
+		t.Fatalf("markers: codes %v, want [0 3]", codes)
+	}
+	if l, hw, aborted := lso(t, tb.addr, topic, 1); l != 3 || hw != 3 || len(aborted) != 0 {
+		t.Fatalf("after commit marker: LSO %d HW %d aborted %v", l, hw, aborted)
+	}
+	// A marker at a newer epoch is taken (and raises the producer's epoch); one at the old
+	// epoch is then refused.
+	if codes := marker(epoch+1, 1); codes[0] != 0 {
+		t.Fatalf("newer-epoch marker: %v", codes)
+	}
+	if codes := marker(epoch, 1); codes[0] != errInvalidProducerEpoch {
+		t.Fatalf("stale marker: %v, want INVALID_PRODUCER_EPOCH", codes)
+	}
+	if got := consumeAll(t, tb.addr, topic, true); strings.Join(got, ",") != "m-0,m-1" {
 		t.Fatalf("read_committed: %v", got)
 	}
 }
