@@ -23,6 +23,7 @@ package broker
 import (
 	"encoding/binary"
 	"sync"
+	"time"
 
 	"github.com/spate-broker/spate/logstore"
 	"github.com/spate-broker/spate/netio"
@@ -53,6 +54,17 @@ type produceState struct {
 	flush     []*partition // partitions whose flush.messages was reached by this request
 	names     []byte       // topic names owned by st (see ownNames)
 	releaseFn func()       // st.release, bound once so replying allocates nothing
+	timeoutMs int32
+
+	// acks=all in cluster mode (ackwait.go).
+	waits     []ackWait
+	ackMu     sync.Mutex
+	ackLeft   int    // waits not done; guarded by ackMu
+	ackGen    uint64 // guarded by ackMu: tells a stale timer from the current one
+	ackTimer  *time.Timer
+	ackConn   *netio.Conn
+	ackSeq    netio.Seq
+	ackHeader reqHeader
 }
 
 var producePool sync.Pool
@@ -80,7 +92,7 @@ func (st *produceState) decode(body []byte, version int16) bool {
 		st.txnID, st.txn = r.str(flex)
 	}
 	st.acks = r.int16()
-	r.int32() // timeout_ms: a single node answers at once
+	st.timeoutMs = r.int32()
 	nt := r.arrayLen(flex)
 	st.topics = st.topics[:0]
 	for i := 0; i < nt && !r.bad; i++ {
@@ -211,8 +223,17 @@ func init() {
 					st.flush[i] = nil
 				}
 				st.flush = st.flush[:0]
+				if len(st.waits) > 0 {
+					b.awaitAcks(c, seq, &hc, st)
+					return
+				}
 				b.finishProduce(c, seq, &hc, st)
 			}()
+			return
+		}
+		if len(st.waits) > 0 {
+			st.ownNames()
+			b.awaitAcks(c, seq, h, st)
 			return
 		}
 		b.finishProduce(c, seq, h, st)
@@ -245,9 +266,12 @@ func (b *Broker) produceTo(st *produceState, topicName []byte, pp *prodPart) int
 	}
 	records := pp.records
 	b.metrics.bytesIn.Add(len(records))
+	if !p.isLeader() {
+		return errNotLeaderOrFollower
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if st.acks == -1 && p.minISR > 1 {
+	if st.acks == -1 && p.isrSize() < p.minISR {
 		return errNotEnoughReplicas
 	}
 	var bh logstore.BatchHeader
@@ -276,7 +300,7 @@ func (b *Broker) produceTo(st *produceState, topicName []byte, pp *prodPart) int
 	}
 	began := p.maybeBeginTxnLocked(&bh)
 	var info logstore.AppendInfo
-	if err := p.log.AppendAsLeader(records, p.leaderEpoch, false, &info); err != nil {
+	if err := p.log.AppendAsLeader(records, p.leaderEpoch.Load(), false, &info); err != nil {
 		if began {
 			p.endTxnLocked(bh.ProducerID)
 		}
@@ -290,5 +314,8 @@ func (b *Broker) produceTo(st *produceState, topicName []byte, pp *prodPart) int
 		st.flush = append(st.flush, p)
 	}
 	p.wake()
+	if st.acks == -1 && p.repl.leader.Load() != nil && p.highWatermark() <= info.LastOffset {
+		st.addAckWait(p, pp, info.LastOffset+1)
+	}
 	return 0
 }

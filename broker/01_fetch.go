@@ -65,6 +65,7 @@ type fetchReqPart struct {
 	Partition          int32
 	CurrentLeaderEpoch int32
 	FetchOffset        int64
+	LastFetchedEpoch   int32 // v12+, followers: the epoch of the batch before FetchOffset
 	PartitionMaxBytes  int32
 }
 
@@ -141,8 +142,9 @@ func (q *fetchRequest) decode(body []byte, v int16) bool {
 				p.CurrentLeaderEpoch = r.int32()
 			}
 			p.FetchOffset = r.int64()
+			p.LastFetchedEpoch = -1
 			if v >= 12 {
-				r.int32() // last_fetched_epoch: followers only
+				p.LastFetchedEpoch = r.int32()
 			}
 			if v >= 5 {
 				r.int64() // log_start_offset: followers only
@@ -196,8 +198,13 @@ type fetchPart struct {
 	errCode int16
 	hw, lso int64
 	start   int64
-	res     logstore.ReadResult
-	aborted []logstore.AbortedTxn // read_committed: aborted transactions in the records read
+	// diverging (a follower's fetch whose last fetched epoch ends before its fetch offset,
+	// KIP-320): the epoch and its end offset on this leader.
+	diverging      bool
+	divergingEpoch int32
+	divergingEnd   int64
+	res            logstore.ReadResult
+	aborted        []logstore.AbortedTxn // read_committed: aborted transactions in the records read
 }
 
 type fetchState struct {
@@ -245,8 +252,8 @@ func (st *fetchState) release() {
 
 func (b *Broker) startFetch(st *fetchState) {
 	req := &st.req
-	if replicaID(req) >= 0 {
-		st.topErr = errClusterAuthorizationFailed
+	if replicaID(req) >= 0 && (b.cluster == nil || b.cluster.ctl.Image().Broker(replicaID(req)) == nil) {
+		st.topErr = errClusterAuthorizationFailed // only brokers of this cluster replicate
 	} else if req.SessionID != 0 && st.h.version >= 7 {
 		st.topErr = errFetchSessionIDNotFound
 	}
@@ -297,7 +304,7 @@ func (st *fetchState) resolve() {
 		}
 		for pi := range rt.Partitions {
 			rp := &rt.Partitions[pi]
-			fp := fetchPart{topic: ti, part: rp, hw: -1, lso: -1, start: -1}
+			fp := fetchPart{topic: ti, part: rp, hw: -1, lso: -1, start: -1, divergingEpoch: -1}
 			fp.res, fp.aborted = st.partsRes(len(st.parts))
 			switch {
 			case st.topErr != 0:
@@ -308,11 +315,18 @@ func (st *fetchState) resolve() {
 				fp.errCode = errUnknownTopicOrPartition
 			default:
 				fp.p = b.topics.partition(t.meta.Name, rp.Partition)
-				if fp.p == nil {
+				switch {
+				case fp.p == nil && t.info != nil && rp.Partition >= 0 && int(rp.Partition) < len(t.info.Partitions):
+					fp.errCode = errNotLeaderOrFollower // hosted elsewhere
+				case fp.p == nil:
 					fp.errCode = errUnknownTopicOrPartition
-				} else if e := rp.CurrentLeaderEpoch; e >= 0 && e != fp.p.leaderEpoch {
+				case !fp.p.isLeader() || st.req.ReplicaID >= 0 && !fp.p.isReplica(st.req.ReplicaID):
+					fp.errCode = errNotLeaderOrFollower
+					fp.p = nil
+				}
+				if e := rp.CurrentLeaderEpoch; fp.p != nil && e >= 0 && e != fp.p.leaderEpoch.Load() {
 					fp.errCode = errUnknownLeaderEpoch
-					if e < fp.p.leaderEpoch {
+					if e < fp.p.leaderEpoch.Load() {
 						fp.errCode = errFencedLeaderEpoch
 					}
 				}
@@ -352,6 +366,16 @@ func (st *fetchState) read() {
 		if st.req.IsolationLevel == 1 {
 			limit = fp.lso
 		}
+		if st.req.ReplicaID >= 0 {
+			// A follower: it reads to the log end and its fetch offset is its log end.
+			limit = fp.p.log.LogEndOffset()
+			fp.p.followerFetched(st.req.ReplicaID, fp.part.FetchOffset)
+			fp.hw = fp.p.highWatermark()
+			if fp.diverged() {
+				fp.res.Release()
+				continue
+			}
+		}
 		budget := min(int64(fp.part.PartitionMaxBytes), maxBytes-st.bytes)
 		if budget < 0 {
 			budget = 0
@@ -369,6 +393,27 @@ func (st *fetchState) read() {
 			fp.aborted = fp.p.log.CollectAbortedTxns(fp.part.FetchOffset, fp.res.NextOffset, fp.aborted)
 		}
 	}
+}
+
+// diverged applies KIP-320's check to a follower's fetch (replication.EpochCache.CheckFetch):
+// when the epoch of its last fetched batch ends here before its fetch offset, its log has
+// diverged from the leader's and it must truncate to the returned end before fetching on;
+// an epoch unknown here is OFFSET_OUT_OF_RANGE.
+func (fp *fetchPart) diverged() bool {
+	fp.diverging = false
+	ec := fp.p.repl.epochs
+	if fp.part.LastFetchedEpoch < 0 || ec == nil {
+		return false
+	}
+	div, diverging, code := ec.CheckFetch(fp.part.LastFetchedEpoch, fp.part.FetchOffset, fp.p.log.LogEndOffset())
+	if code != 0 {
+		fp.errCode = code
+		return true
+	}
+	if diverging {
+		fp.diverging, fp.divergingEpoch, fp.divergingEnd = true, div.Epoch, div.EndOffset
+	}
+	return diverging
 }
 
 func (st *fetchState) releaseReads() {
@@ -465,7 +510,15 @@ func (st *fetchState) encode() {
 				b.metrics.bytesOut.Add(int(n))
 			}
 			if flex {
-				buf = append(buf, 0) // partition tags
+				if fp.diverging {
+					// Tag 0: diverging_epoch { epoch i32 | end_offset i64 | [tags] }.
+					buf = append(buf, 1, 0, 13)
+					buf = binary.BigEndian.AppendUint32(buf, uint32(fp.divergingEpoch))
+					buf = binary.BigEndian.AppendUint64(buf, uint64(fp.divergingEnd))
+					buf = append(buf, 0)
+				} else {
+					buf = append(buf, 0) // partition tags
+				}
 			}
 			pi++
 		}

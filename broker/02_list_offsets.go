@@ -34,18 +34,27 @@ func init() {
 func (b *Broker) listOffset(req *kmsg.ListOffsetsRequest, topic string, rp *kmsg.ListOffsetsRequestTopicPartition, out *kmsg.ListOffsetsResponseTopicPartition) int16 {
 	p := b.topics.partition(topic, rp.Partition)
 	if p == nil {
+		if t := b.topics.get(topic); t != nil && t.info != nil && rp.Partition >= 0 && int(rp.Partition) < len(t.info.Partitions) {
+			return errNotLeaderOrFollower // hosted elsewhere
+		}
 		return errUnknownTopicOrPartition
 	}
-	if e := rp.CurrentLeaderEpoch; e >= 0 && e != p.leaderEpoch {
-		if e < p.leaderEpoch {
+	if !p.isLeader() {
+		return errNotLeaderOrFollower
+	}
+	if e := rp.CurrentLeaderEpoch; e >= 0 && e != p.leaderEpoch.Load() {
+		if e < p.leaderEpoch.Load() {
 			return errFencedLeaderEpoch
 		}
 		return errUnknownLeaderEpoch
 	}
-	out.LeaderEpoch = p.leaderEpoch
+	out.LeaderEpoch = p.leaderEpoch.Load()
 	switch rp.Timestamp {
 	case -1:
 		out.Offset = p.highWatermark()
+		if req.ReplicaID >= 0 {
+			out.Offset = p.log.LogEndOffset() // a follower asks for the leader's log end
+		}
 		if req.IsolationLevel == 1 {
 			out.Offset = p.lastStableOffset()
 		}

@@ -16,6 +16,9 @@ func init() {
 }
 
 func (b *Broker) brokerList() []kmsg.MetadataResponseBroker {
+	if c := b.cluster; c != nil {
+		return c.brokerList()
+	}
 	var rack *string
 	if b.cfg.Rack != "" {
 		rack = &b.cfg.Rack
@@ -29,6 +32,9 @@ func (b *Broker) metadata(h *reqHeader, req *kmsg.MetadataRequest) *kmsg.Metadat
 	cid := b.cfg.ClusterID
 	resp.ClusterID = &cid
 	resp.ControllerID = b.cfg.NodeID
+	if c := b.cluster; c != nil {
+		resp.ControllerID, _ = c.ctl.Leader()
+	}
 	resp.AuthorizedOperations = -2147483648
 	all := req.Topics == nil || (h.version == 0 && len(req.Topics) == 0)
 	autoCreate := b.cfg.AutoCreateTopics && (h.version < 4 || req.AllowAutoTopicCreation)
@@ -98,11 +104,15 @@ func (b *Broker) topicMetadata(t *topic) kmsg.MetadataResponseTopic {
 	mt.TopicID = t.meta.ID
 	mt.IsInternal = isInternalTopic(name)
 	mt.AuthorizedOperations = -2147483648
+	if t.info != nil {
+		b.cluster.partitionsMetadata(t.info, &mt)
+		return mt
+	}
 	for _, p := range parts {
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p.tp.Partition
 		mp.Leader = b.cfg.NodeID
-		mp.LeaderEpoch = p.leaderEpoch
+		mp.LeaderEpoch = p.leaderEpoch.Load()
 		mp.Replicas = []int32{b.cfg.NodeID}
 		mp.ISR = []int32{b.cfg.NodeID}
 		mp.OfflineReplicas = []int32{}

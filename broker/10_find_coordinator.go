@@ -30,11 +30,16 @@ func init() {
 		for _, k := range keys {
 			out := kmsg.NewFindCoordinatorResponseCoordinator()
 			out.Key, out.ErrorCode = k, code
-			msg := findCoordinatorMessage(code)
+			node, host, port := b.cfg.NodeID, b.cfg.AdvertisedHost, b.cfg.AdvertisedPort
+			if c := b.cluster; c != nil && code == 0 {
+				// The coordinator is the leader of the key's internal partition.
+				node, host, port, out.ErrorCode = c.coordinatorFor(req.CoordinatorType, k)
+			}
+			msg := findCoordinatorMessage(out.ErrorCode)
 			out.ErrorMessage = &msg
 			out.NodeID, out.Host, out.Port = -1, "", -1
-			if code == 0 {
-				out.NodeID, out.Host, out.Port = b.cfg.NodeID, b.cfg.AdvertisedHost, b.cfg.AdvertisedPort
+			if out.ErrorCode == 0 {
+				out.NodeID, out.Host, out.Port = node, host, port
 			} else {
 				b.metrics.failed(h.key)
 			}

@@ -37,6 +37,9 @@ func (b *Broker) createOne(rt *kmsg.CreateTopicsRequestTopic, validateOnly, dupl
 	if duplicate {
 		return errInvalidRequest, "Create topics request from client contains duplicate topic " + rt.Topic
 	}
+	if b.cluster != nil {
+		return b.createOneCluster(rt, validateOnly, out)
+	}
 	partitions, rf := rt.NumPartitions, rt.ReplicationFactor
 	if len(rt.ReplicaAssignment) > 0 {
 		if partitions != -1 || rf != -1 {
@@ -86,6 +89,12 @@ func (b *Broker) createOne(rt *kmsg.CreateTopicsRequestTopic, validateOnly, dupl
 	}
 	out.NumPartitions, out.ReplicationFactor = partitions, rf
 	out.TopicID = t.meta.ID
+	b.createdConfigs(configs, out)
+	return 0, ""
+}
+
+// createdConfigs fills a created topic's configs (v5+).
+func (b *Broker) createdConfigs(configs map[string]string, out *kmsg.CreateTopicsResponseTopic) {
 	brokers := b.brokerConfigsByName()
 	for i := range topicConfigDefs {
 		dc := describeTopicConfig(&topicConfigDefs[i], configs, brokers, false, false)
@@ -94,5 +103,46 @@ func (b *Broker) createOne(rt *kmsg.CreateTopicsRequestTopic, validateOnly, dupl
 		c.ReadOnly, c.IsSensitive = dc.ReadOnly, dc.IsSensitive
 		out.Configs = append(out.Configs, c)
 	}
+}
+
+// createOneCluster creates a topic through the controller (cluster mode): the replication
+// factor and manual assignments are the controller's to check against the brokers.
+func (b *Broker) createOneCluster(rt *kmsg.CreateTopicsRequestTopic, validateOnly bool, out *kmsg.CreateTopicsResponseTopic) (int16, string) {
+	partitions, rf := rt.NumPartitions, rt.ReplicationFactor
+	var assignments map[int32][]int32
+	if len(rt.ReplicaAssignment) > 0 {
+		if partitions != -1 || rf != -1 {
+			return errInvalidRequest, "Both numPartitions or replicationFactor and replicasAssignments were set."
+		}
+		assignments = map[int32][]int32{}
+		for _, a := range rt.ReplicaAssignment {
+			assignments[a.Partition] = a.Replicas
+		}
+	}
+	configs := map[string]string{}
+	for _, c := range rt.Configs {
+		if c.Value != nil {
+			configs[c.Name] = *c.Value
+		}
+	}
+	if len(configs) == 0 {
+		configs = nil
+	}
+	if partitions == -1 && assignments == nil {
+		partitions = b.cfg.NumPartitions
+	}
+	t, code, msg := b.topics.createRF(rt.Topic, partitions, rf, assignments, configs, validateOnly)
+	if code != 0 {
+		return code, msg
+	}
+	out.NumPartitions, out.ReplicationFactor = partitions, rf
+	if t.info != nil {
+		out.NumPartitions = int32(len(t.info.Partitions))
+		if len(t.info.Partitions) > 0 {
+			out.ReplicationFactor = int16(len(t.info.Partitions[0].Replicas))
+		}
+	}
+	out.TopicID = t.meta.ID
+	b.createdConfigs(configs, out)
 	return 0, ""
 }

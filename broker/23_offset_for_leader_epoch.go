@@ -66,13 +66,21 @@ func (b *Broker) offsetForLeaderEpoch(topic string, rp *kmsg.OffsetForLeaderEpoc
 	}
 	if cur := rp.CurrentLeaderEpoch; cur != -1 {
 		switch {
-		case cur < p.leaderEpoch:
+		case cur < p.leaderEpoch.Load():
 			return errFencedLeaderEpoch
-		case cur > p.leaderEpoch:
+		case cur > p.leaderEpoch.Load():
 			return errUnknownLeaderEpoch
 		}
 	}
-	out.LeaderEpoch, out.EndOffset = endOffsetForEpoch(p.leaderEpoch, p.log.LogStartOffset(), p.log.LogEndOffset(), rp.LeaderEpoch)
+	if b.cluster != nil {
+		// Cluster mode: the leader's epoch cache (replication.EpochCache), as Kafka's.
+		if !p.isLeader() || p.repl.epochs == nil {
+			return errNotLeaderOrFollower
+		}
+		out.LeaderEpoch, out.EndOffset = p.repl.epochs.EndOffsetFor(rp.LeaderEpoch, p.log.LogEndOffset())
+		return 0
+	}
+	out.LeaderEpoch, out.EndOffset = endOffsetForEpoch(p.leaderEpoch.Load(), p.log.LogStartOffset(), p.log.LogEndOffset(), rp.LeaderEpoch)
 	return 0
 }
 

@@ -35,6 +35,9 @@ func init() {
 		}
 		resp.ClusterID = b.cfg.ClusterID
 		resp.ControllerID = b.cfg.NodeID
+		if c := b.cluster; c != nil {
+			resp.ControllerID, _ = c.ctl.Leader()
+		}
 		for _, mb := range b.brokerList() {
 			db := kmsg.NewDescribeClusterResponseBroker()
 			db.NodeID, db.Host, db.Port, db.Rack = mb.NodeID, mb.Host, mb.Port, mb.Rack

@@ -49,6 +49,7 @@ type Config struct {
 	RetentionCheckInterval time.Duration // log.retention.check.interval.ms
 	CheckpointInterval     time.Duration
 	Groups                 coordinator.Config // group.* and offsets.* settings
+	Cluster                ClusterConfig      // cluster mode (Raft controller, replication); zero: single node
 	Logger                 *slog.Logger
 }
 
@@ -82,6 +83,8 @@ type Broker struct {
 	fetchq *purgatory
 	groups *coordinator.Coordinator
 	txn    *txn.Coordinator
+	// cluster is set in cluster mode (Config.Cluster.Voters); nil for a single node.
+	cluster *cluster
 
 	metrics *Metrics
 
@@ -96,24 +99,38 @@ func New(cfg Config) (*Broker, error) {
 		cfg.Logger = slog.Default()
 	}
 	b := &Broker{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), metrics: newMetrics()}
+	if cfg.ClusterID == "" && cfg.Cluster.enabled() {
+		cfg.ClusterID = cfg.Cluster.derivedClusterID() // every node of the quorum agrees
+	}
 	meta, err := loadMeta(cfg.DataDir, cfg.ClusterID, cfg.NodeID)
 	if err != nil {
 		return nil, err
 	}
 	b.cfg.ClusterID = meta.ClusterID
+	clusterMode := cfg.Cluster.enabled()
+	if clusterMode {
+		meta.Topics = nil // the controller's image is the metadata (cluster_apply.go)
+	}
 	b.topics = newTopicManager(b, meta)
 	b.store, err = logstore.OpenStore(cfg.DataDir, b.topics.logConfigFor)
 	if err != nil {
 		return nil, err
 	}
-	if err := b.topics.attachLogs(); err != nil {
-		b.store.Close()
-		return nil, err
+	if !clusterMode {
+		if err := b.topics.attachLogs(); err != nil {
+			b.store.Close()
+			return nil, err
+		}
 	}
 	b.pids, err = openProducerIDs(cfg.DataDir)
 	if err != nil {
 		b.store.Close()
 		return nil, err
+	}
+	if clusterMode {
+		// Coordinators serve the partitions of their topics that this node leads.
+		b.cfg.Groups.PartitionOwnership = true
+		b.cfg.Txn.PartitionOwnership = true
 	}
 	b.fetchq = newPurgatory()
 	if err := b.startGroups(); err != nil {
@@ -124,6 +141,15 @@ func New(cfg Config) (*Broker, error) {
 		b.closeGroups()
 		b.store.Close()
 		return nil, err
+	}
+	if clusterMode {
+		if err := b.startCluster(); err != nil {
+			b.txn.Close()
+			b.closeGroups()
+			b.store.Close()
+			return nil, err
+		}
+		b.pids.remote = b.cluster.allocateProducerIDs
 	}
 	b.wg.Add(1)
 	go func() {
@@ -156,6 +182,9 @@ func New(cfg Config) (*Broker, error) {
 // server can stop without waiting out long polls or rebalances. Call it before stopping the
 // server.
 func (b *Broker) Drain() {
+	if b.cluster != nil {
+		b.cluster.controlledShutdown() // leadership moves away while this node still serves
+	}
 	b.fetchq.closeAll()
 	b.drainGroups()
 	if b.txn != nil {
@@ -168,6 +197,9 @@ func (b *Broker) Close() error {
 	var err error
 	b.stopOnce.Do(func() {
 		close(b.stop)
+		if b.cluster != nil {
+			b.cluster.close()
+		}
 		b.fetchq.closeAll()
 		if b.txn != nil {
 			b.txn.Close()

@@ -46,6 +46,7 @@ const (
 	errInvalidRecord                int16 = 87
 	errUnknownTopicID               int16 = 100
 	errInconsistentTopicID          int16 = 103
+	errInconsistentClusterID        int16 = 104
 	errTransactionalIDNotFound      int16 = 105
 	errMismatchedEndpointType       int16 = 114
 	errUnsupportedEndpointType      int16 = 115

@@ -28,7 +28,7 @@ type partition struct {
 	producers     map[int64]*producerState // guarded by mu
 	minISR        int                      // min.insync.replicas; guarded by mu
 	logAppendTime bool                     // message.timestamp.type=LogAppendTime; guarded by mu
-	leaderEpoch   int32
+	leaderEpoch   atomic.Int32             // the current leader epoch (changes in cluster mode)
 
 	// txns maps each producer with an ongoing transaction on this partition to the offset of
 	// its first batch in it; guarded by mu. firstUnstable is the least of those offsets, -1
@@ -44,6 +44,8 @@ type partition struct {
 
 	waitMu  sync.Mutex
 	waiters []*delayedFetch // fetches parked on this partition; guarded by waitMu
+
+	repl replicaState // cluster mode: role, high watermark, leader-side state (replica.go)
 }
 
 func newPartition(b *Broker, tp logstore.TopicPartition, id [16]byte, l *logstore.Log) *partition {
@@ -55,8 +57,17 @@ func newPartition(b *Broker, tp logstore.TopicPartition, id [16]byte, l *logstor
 	return p
 }
 
-// highWatermark is the log end offset: a single node is the whole ISR.
-func (p *partition) highWatermark() int64 { return p.log.LogEndOffset() }
+// highWatermark is the log end offset for a single node (the whole ISR); in cluster mode the
+// leader's replication state computes it, and a follower has the leader's (replica.go).
+func (p *partition) highWatermark() int64 {
+	if ls := p.repl.leader.Load(); ls != nil {
+		return ls.HighWatermark()
+	}
+	if p.b.cluster != nil {
+		return min(p.repl.hw.Load(), p.log.LogEndOffset())
+	}
+	return p.log.LogEndOffset()
+}
 
 // lastStableOffset is the first offset of the earliest ongoing transaction, or the high
 // watermark when none is ongoing: read_committed consumers read below it.
@@ -71,8 +82,15 @@ func (p *partition) lastStableOffset() int64 {
 // deleted wakes parked fetches of a deleted partition.
 func (p *partition) deleted() { p.wake() }
 
-// wake completes the fetches parked on this partition (new data, or deletion).
+// wake completes the fetches parked on this partition (new data, or deletion). After an
+// append on a cluster leader it first moves the leader's own log end offset, which may
+// move the high watermark (an ISR of one) and complete acks=all produces.
 func (p *partition) wake() {
+	if ls := p.repl.leader.Load(); ls != nil {
+		if ls.SetLocalLEO(p.log.LogEndOffset()) {
+			p.completeAcks(false)
+		}
+	}
 	p.waitMu.Lock()
 	ws := p.waiters
 	p.waiters = nil

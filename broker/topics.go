@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/spate-broker/spate/controller"
 	"github.com/spate-broker/spate/logstore"
 )
 
@@ -113,7 +114,8 @@ func writeFileAtomic(path string, data []byte) error {
 // topic is a topic's in-memory state. partitions only grows (CreatePartitions).
 type topic struct {
 	meta       topicMeta
-	partitions []*partition
+	partitions []*partition          // in cluster mode, nil for partitions hosted elsewhere
+	info       *controller.TopicInfo // cluster mode: the controller's view (replicas, leaders)
 }
 
 // topicView is an immutable snapshot of the topics: readers load it without locks, writers
@@ -286,6 +288,12 @@ func validTopicName(name string) bool {
 
 // createTopic creates a topic with its logs. It returns a Kafka error code and message.
 func (tm *topicManager) create(name string, partitions int32, configs map[string]string, validateOnly bool) (*topic, int16, string) {
+	return tm.createRF(name, partitions, -1, nil, configs, validateOnly)
+}
+
+// createRF is create with a replication factor (-1: the default) and optional manual
+// assignments (cluster mode only).
+func (tm *topicManager) createRF(name string, partitions int32, rf int16, assignments map[int32][]int32, configs map[string]string, validateOnly bool) (*topic, int16, string) {
 	if !validTopicName(name) {
 		return nil, errInvalidTopicException, fmt.Sprintf("Topic name %q is illegal", name)
 	}
@@ -297,6 +305,9 @@ func (tm *topicManager) create(name string, partitions int32, configs map[string
 		if code, msg := validateTopicConfig(k, &v); code != 0 {
 			return nil, code, msg
 		}
+	}
+	if c := tm.b.cluster; c != nil {
+		return c.createTopic(name, partitions, rf, assignments, configs, validateOnly)
 	}
 	tm.mu.Lock()
 	defer tm.mu.Unlock()
@@ -346,6 +357,9 @@ func (tm *topicManager) collidingLocked(name string) string {
 // delete removes a topic and its logs. A non-zero id must be the topic's (DeleteTopics by id),
 // else UNKNOWN_TOPIC_ID.
 func (tm *topicManager) delete(name string, id [16]byte) int16 {
+	if c := tm.b.cluster; c != nil {
+		return c.deleteTopic(name, id)
+	}
 	tm.mu.Lock()
 	defer tm.mu.Unlock()
 	t := tm.get(name)
@@ -376,6 +390,9 @@ func (tm *topicManager) delete(name string, id [16]byte) int16 {
 
 // addPartitions grows a topic to count partitions.
 func (tm *topicManager) addPartitions(name string, count int32, validateOnly bool) (int16, string) {
+	if c := tm.b.cluster; c != nil {
+		return c.createPartitions(name, count, validateOnly)
+	}
 	tm.mu.Lock()
 	defer tm.mu.Unlock()
 	t := tm.get(name)
@@ -412,6 +429,9 @@ func (tm *topicManager) addPartitions(name string, count int32, validateOnly boo
 
 // setConfigs replaces a topic's config overrides (already validated) and applies them.
 func (tm *topicManager) setConfigs(name string, configs map[string]string) int16 {
+	if c := tm.b.cluster; c != nil {
+		return c.setTopicConfigs(name, configs)
+	}
 	tm.mu.Lock()
 	defer tm.mu.Unlock()
 	t := tm.get(name)
@@ -426,16 +446,20 @@ func (tm *topicManager) setConfigs(name string, configs map[string]string) int16
 		return errKafkaStorageError
 	}
 	tm.view.Store(v)
-	lc := logConfig(tm.b.cfg.Log, configs)
-	minISR := int(parseLong(configOr(configs, "min.insync.replicas", "1")))
 	for _, p := range t.partitions {
-		p.log.SetConfig(lc)
-		p.mu.Lock()
-		p.minISR = minISR
-		p.logAppendTime = lc.LogAppendTime
-		p.mu.Unlock()
+		p.applyConfigs(configs)
 	}
 	return 0
+}
+
+// applyConfigs applies a topic's config overrides to one of its partitions.
+func (p *partition) applyConfigs(configs map[string]string) {
+	lc := logConfig(p.b.cfg.Log, configs)
+	p.log.SetConfig(lc)
+	p.mu.Lock()
+	p.minISR = int(parseLong(configOr(configs, "min.insync.replicas", "1")))
+	p.logAppendTime = lc.LogAppendTime
+	p.mu.Unlock()
 }
 
 // configsOf returns a copy of a topic's overrides.
@@ -458,7 +482,7 @@ func (tm *topicManager) configsOf(name string) (map[string]string, bool) {
 func (tm *topicManager) saveProducerSnapshots(changedOnly bool) {
 	for _, t := range tm.view.Load().byName {
 		for _, p := range t.partitions {
-			if changedOnly && p.log.LogEndOffset() == p.snapshotLEO.Load() {
+			if p == nil || !p.isLeader() || changedOnly && p.log.LogEndOffset() == p.snapshotLEO.Load() {
 				continue
 			}
 			if err := p.saveProducerSnapshot(); err != nil {

@@ -95,12 +95,15 @@ func (b *Broker) appendInternal(topic string, partition int32, batch []byte) err
 	if part == nil {
 		return &logstore.Error{Code: errUnknownTopicOrPartition, Msg: fmt.Sprintf("%s-%d does not exist", topic, partition)}
 	}
+	if !part.isLeader() {
+		return &logstore.Error{Code: errNotLeaderOrFollower, Msg: fmt.Sprintf("%s-%d is not led here", topic, partition)}
+	}
 	var info logstore.AppendInfo
 	var h logstore.BatchHeader
 	logstore.ParseBatchHeader(batch, &h)
 	part.mu.Lock()
 	began := part.maybeBeginTxnLocked(&h)
-	err := part.log.AppendAsLeader(batch, part.leaderEpoch, false, &info)
+	err := part.log.AppendAsLeader(batch, part.leaderEpoch.Load(), false, &info)
 	if err == nil {
 		part.recordBatchLocked(&h, info.FirstOffset, info.LastOffset, info.MaxTimestamp)
 	} else if began {
@@ -116,6 +119,9 @@ func (b *Broker) appendInternal(topic string, partition int32, batch []byte) err
 		}
 	}
 	part.wake()
+	if code := part.awaitCommitted(info.LastOffset + 1); code != 0 {
+		return &logstore.Error{Code: code, Msg: fmt.Sprintf("%s-%d: not replicated", topic, partition)}
+	}
 	return nil
 }
 

@@ -72,22 +72,31 @@ func (p *partition) completeTxnLocked(h *logstore.BatchHeader, commit bool, offs
 		return nil
 	}
 	first := st.TxnFirst
+	if !commit {
+		// The index entry goes in before the last stable offset moves past the
+		// transaction: a read_committed fetch that may read its records also sees the abort.
+		lso := offset + 1
+		for id, f := range p.txns {
+			if id != h.ProducerID && f < lso {
+				lso = f
+			}
+		}
+		if err := p.log.AppendAbortedTxn(logstore.AbortedTxn{ProducerID: h.ProducerID, FirstOffset: first, LastOffset: offset, LastStableOffset: lso}); err != nil {
+			return err
+		}
+	}
 	st.InTxn, st.TxnFirst = false, 0
 	p.endTxnLocked(h.ProducerID)
-	if commit {
-		return nil
-	}
-	lso := offset + 1
-	if f := p.firstUnstable.Load(); f >= 0 {
-		lso = f
-	}
-	return p.log.AppendAbortedTxn(logstore.AbortedTxn{ProducerID: h.ProducerID, FirstOffset: first, LastOffset: offset, LastStableOffset: lso})
+	return nil
 }
 
 // writeMarker appends a commit or abort marker for a producer's transaction and returns a
 // Kafka error code. Writing a marker for a producer with no transaction ongoing here is
 // harmless (Kafka writes it too; readers skip it), so a coordinator may retry.
 func (p *partition) writeMarker(producerID int64, epoch int16, commit bool, coordinatorEpoch int32) int16 {
+	if !p.isLeader() {
+		return errNotLeaderOrFollower
+	}
 	code, flush := p.appendMarker(producerID, epoch, commit, coordinatorEpoch)
 	if code != 0 {
 		return code
@@ -98,6 +107,9 @@ func (p *partition) writeMarker(producerID int64, epoch int16, commit bool, coor
 		}
 	}
 	p.wake()
+	if code := p.awaitCommitted(p.log.LogEndOffset()); code != 0 {
+		return code
+	}
 	if p.tp.Topic == coordinator.OffsetsTopic && p.b.groups != nil {
 		p.b.groups.CompleteTxn(p.tp.Partition, producerID, commit)
 	}
@@ -117,7 +129,7 @@ func (p *partition) appendMarker(producerID int64, epoch int16, commit bool, coo
 	var rec [10]byte
 	key, val := logstore.AppendControlRecord(rec[:0], commit, coordinatorEpoch)
 	p.markerBuf = logstore.AppendBatch(p.markerBuf[:0], logstore.BatchSpec{
-		PartitionLeaderEpoch: p.leaderEpoch,
+		PartitionLeaderEpoch: p.leaderEpoch.Load(),
 		Attributes:           logstore.AttrControl | logstore.AttrTransactional,
 		BaseTimestamp:        time.Now().UnixMilli(),
 		ProducerID:           producerID,
@@ -126,7 +138,7 @@ func (p *partition) appendMarker(producerID int64, epoch int16, commit bool, coo
 		Records:              []logstore.Record{{Key: key, Value: val}},
 	})
 	var info logstore.AppendInfo
-	if err := p.log.AppendAsLeader(p.markerBuf, p.leaderEpoch, true, &info); err != nil {
+	if err := p.log.AppendAsLeader(p.markerBuf, p.leaderEpoch.Load(), true, &info); err != nil {
 		return logstore.CodeOf(err), false
 	}
 	var h logstore.BatchHeader

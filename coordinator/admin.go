@@ -18,12 +18,17 @@ func (c *Coordinator) DescribeGroups(req *kmsg.DescribeGroupsRequest) *kmsg.Desc
 		out.Group = id
 		out.State = Dead.String()
 		out.AuthorizedOperations = -2147483648
-		if code := c.status(); code != 0 {
+		if code := c.status(id); code != 0 {
 			out.ErrorCode, out.State = code, ""
 			resp.Groups = append(resp.Groups, out)
 			continue
 		}
-		g := c.lockGroup(id, false)
+		g, code := c.lockGroup(id, false)
+		if code != 0 {
+			out.ErrorCode, out.State = code, ""
+			resp.Groups = append(resp.Groups, out)
+			continue
+		}
 		if g == nil {
 			if req.Version >= 6 {
 				out.ErrorCode = errGroupIDNotFound
@@ -68,11 +73,20 @@ func orEmpty(b []byte) []byte {
 
 // ListGroups handles ListGroups v0–v5: every group, filtered by state (v4+, any case) and by
 // type (v5+: "classic" or "consumer", any case). A consumer group's state is its KIP-848 one.
+// With Config.PartitionOwnership, the groups of the partitions served here; while a partition
+// elected here loads, they come with COORDINATOR_LOAD_IN_PROGRESS (Kafka's handleListGroups).
 func (c *Coordinator) ListGroups(req *kmsg.ListGroupsRequest) *kmsg.ListGroupsResponse {
 	resp := kmsg.NewPtrListGroupsResponse()
 	if c.closed.Load() {
 		resp.ErrorCode = errNotCoordinator
 		return resp
+	}
+	if c.cfg.PartitionOwnership {
+		c.mu.Lock()
+		if c.loadingLocked() {
+			resp.ErrorCode = errCoordinatorLoadInProgress
+		}
+		c.mu.Unlock()
 	}
 	classic, consumer := typesWanted(req.TypesFilter)
 	for _, g := range c.snapshot() {
@@ -114,10 +128,13 @@ func (c *Coordinator) DeleteGroups(req *kmsg.DeleteGroupsRequest) *kmsg.DeleteGr
 }
 
 func (c *Coordinator) deleteGroup(id string) int16 {
-	if code := c.status(); code != 0 {
+	if code := c.status(id); code != 0 {
 		return code
 	}
-	g := c.lockGroup(id, false)
+	g, code := c.lockGroup(id, false)
+	if code != 0 {
+		return code
+	}
 	if g == nil {
 		return errGroupIDNotFound
 	}

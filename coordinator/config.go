@@ -23,6 +23,12 @@ type Config struct {
 	OffsetsRetentionCheckInterval time.Duration // offsets.retention.check.interval.ms
 	OffsetMetadataMaxBytes        int           // offset.metadata.max.bytes
 	OffsetsLoadBufferBytes        int64         // offsets.load.buffer.size
+
+	// PartitionOwnership makes the coordinator serve only the groups of the partitions of
+	// __consumer_offsets this broker leads, as the broker reports them with OnElection and
+	// OnResignation (a cluster). false: this node owns every partition and loads them all at
+	// start or on Ensure (a single node).
+	PartitionOwnership bool
 }
 
 // DefaultConfig returns Kafka's defaults.

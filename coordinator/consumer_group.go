@@ -407,12 +407,12 @@ func (c *Coordinator) validateConsumerOffsetFetch(group string, memberID *string
 	if memberID == nil && memberEpoch < 0 {
 		return 0
 	}
-	if c.status() != 0 {
+	if c.status(group) != 0 {
 		return 0 // fetchOffsets answers the coordinator's error
 	}
-	g := c.lockGroup(group, false)
+	g, _ := c.lockGroup(group, false)
 	if g == nil {
-		return 0
+		return 0 // unknown, or fetchOffsets answers the coordinator's error
 	}
 	defer g.unlock()
 	if g.cg == nil {
@@ -636,7 +636,7 @@ func (cg *consumerGroup) expire(m *cmember, valid func() bool, reason string) {
 	g := cg.g
 	g.mu.Lock()
 	defer g.unlock()
-	if g.c.closed.Load() || g.state == Dead || g.cg != cg || cg.members[m.id] != m || !valid() {
+	if g.stopped() || g.state == Dead || g.cg != cg || cg.members[m.id] != m || !valid() {
 		return
 	}
 	th, _ := g.c.host.(TopicsHost)

@@ -367,10 +367,9 @@ func (c *Coordinator) loadConsumerRecord(p int32, typ int16, key, value []byte, 
 	}
 }
 
-// installConsumer makes a loading group the consumer group its records describe, with its
-// members' sessions running (and the rebalance timeout of those revoking). The subscribed
-// topics are recomputed on the first heartbeat: a new group epoch only if they changed
-// meanwhile. Caller holds g.mu.
+// installConsumer makes a loading group the consumer group its records describe; its members'
+// timers are started by startTimers. The subscribed topics are recomputed on the first
+// heartbeat: a new group epoch only if they changed meanwhile. Caller holds g.mu.
 func (g *group) installConsumer(lc *loadedConsumer) {
 	if lc == nil || !lc.hasMeta {
 		return
@@ -399,11 +398,16 @@ func (g *group) installConsumer(lc *loadedConsumer) {
 		cg.refreshTopics(th)
 		cg.metaHash, cg.metaVersion = hash, nil
 	}
+	cg.updateState()
+}
+
+// startTimers starts the sessions of a loaded consumer group's members, and the rebalance
+// timeout of those revoking. Caller holds g.mu.
+func (cg *consumerGroup) startTimers() {
 	for _, m := range cg.members {
 		cg.scheduleSession(m)
 		if m.state == memberUnrevokedPartitions {
 			cg.scheduleRevoke(m)
 		}
 	}
-	cg.updateState()
 }

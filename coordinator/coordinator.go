@@ -42,7 +42,7 @@ type Coordinator struct {
 	log     *slog.Logger
 	metrics *groupMetrics
 
-	ready  atomic.Bool // the offsets topic exists and is loaded
+	ready  atomic.Bool // the offsets topic exists and is loaded (PartitionOwnership: exists)
 	closed atomic.Bool // Drain was called: answer NOT_COORDINATOR
 
 	ensureMu sync.Mutex // serializes Ensure
@@ -52,13 +52,21 @@ type Coordinator struct {
 	partitions int32                     // partition count of the offsets topic; guarded by mu
 	txnGroups  map[int64]map[string]bool // producer id → groups with pending transactional offsets; guarded by mu
 
+	// With Config.PartitionOwnership (ownership.go), all guarded by mu: the partitions
+	// elected here, the highest leader epoch seen for each partition, and for a partition
+	// whose groups are being unloaded, a channel closed once they are.
+	owned     map[int32]*partitionState
+	epochs    map[int32]int32
+	unloading map[int32]chan struct{}
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
 // New returns a coordinator. When __consumer_offsets exists, every group and offset in it is
 // loaded before New returns; otherwise the topic is created by the first Ensure (a
-// FindCoordinator for a group, as in Kafka).
+// FindCoordinator for a group, as in Kafka). With Config.PartitionOwnership nothing is loaded:
+// each partition is, when the broker reports it elected (OnElection).
 func New(cfg Config, host Host, log *slog.Logger, set *metrics.Set) (*Coordinator, error) {
 	if log == nil {
 		log = slog.Default()
@@ -67,12 +75,18 @@ func New(cfg Config, host Host, log *slog.Logger, set *metrics.Set) (*Coordinato
 		set = metrics.NewSet()
 	}
 	c := &Coordinator{cfg: cfg.normalized(), host: host, log: log, groups: map[string]*group{}, txnGroups: map[int64]map[string]bool{}, stop: make(chan struct{})}
+	c.owned, c.epochs, c.unloading = map[int32]*partitionState{}, map[int32]int32{}, map[int32]chan struct{}{}
 	c.metrics = newGroupMetrics(set)
 	n, err := host.OffsetsTopic(false, c.cfg.OffsetsTopicPartitions)
 	if err != nil {
 		return nil, err
 	}
-	if n > 0 {
+	switch {
+	case c.cfg.PartitionOwnership:
+		// Partitions are loaded when elected (OnElection); ready: the topic exists.
+		c.partitions = n
+		c.ready.Store(n > 0)
+	case n > 0:
 		if err := c.load(n); err != nil {
 			return nil, err
 		}
@@ -83,10 +97,14 @@ func New(cfg Config, host Host, log *slog.Logger, set *metrics.Set) (*Coordinato
 }
 
 // Ensure creates __consumer_offsets if it does not exist yet and loads it; it returns a Kafka
-// error code (0 once the coordinator is ready).
+// error code (0 once the coordinator is ready). With Config.PartitionOwnership it only makes
+// sure the topic exists (0, or COORDINATOR_NOT_AVAILABLE): partitions are loaded when elected.
 func (c *Coordinator) Ensure() int16 {
 	if c.closed.Load() {
 		return errNotCoordinator
+	}
+	if c.cfg.PartitionOwnership {
+		return c.ensureTopic()
 	}
 	if c.ready.Load() {
 		return 0
@@ -111,22 +129,38 @@ func (c *Coordinator) Ensure() int16 {
 	return 0
 }
 
-// status is the error every group request gets before it looks at its group.
-func (c *Coordinator) status() int16 {
+// status is the error every request for group id gets before it looks at the group: with
+// Config.PartitionOwnership, NOT_COORDINATOR unless the group's partition is elected here, and
+// COORDINATOR_LOAD_IN_PROGRESS while it loads.
+func (c *Coordinator) status(id string) int16 {
 	switch {
 	case c.closed.Load():
 		return errNotCoordinator
+	case c.cfg.PartitionOwnership:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.servedLocked(c.partitionForLocked(id))
 	case !c.ready.Load():
 		return errCoordinatorNotAvailable
 	}
 	return 0
 }
 
+// active reports whether background work (offsets expiry) may run: groups are loaded.
+func (c *Coordinator) active() bool {
+	return !c.closed.Load() && (c.cfg.PartitionOwnership || c.ready.Load())
+}
+
 // Drain answers every parked JoinGroup and SyncGroup with NOT_COORDINATOR (as Kafka does when
 // it unloads a group), stops every timer and makes later requests answer NOT_COORDINATOR, so
 // that the network server can stop. The groups' state is left as it was stored.
 func (c *Coordinator) Drain() {
-	if c.closed.Swap(true) {
+	// closed is set under mu: OnElection and OnResignation check it and add to wg under mu,
+	// so none adds once Close waits.
+	c.mu.Lock()
+	was := c.closed.Swap(true)
+	c.mu.Unlock()
+	if was {
 		return
 	}
 	for _, g := range c.snapshot() {
@@ -163,23 +197,32 @@ func (c *Coordinator) snapshot() []*group {
 }
 
 // lockGroup returns the group locked, creating it (Empty) when create is set, or nil. A Dead
-// group has already left the map when its lock is released, so it is looked up again.
-func (c *Coordinator) lockGroup(id string, create bool) *group {
+// group has already left the map when its lock is released, and an unloaded one (gone) when
+// it is set, so either is looked up again. With Config.PartitionOwnership, a group whose
+// partition is not served here is not looked up: code says why (NOT_COORDINATOR,
+// COORDINATOR_LOAD_IN_PROGRESS); it is always 0 otherwise.
+func (c *Coordinator) lockGroup(id string, create bool) (*group, int16) {
 	for {
 		c.mu.Lock()
+		if c.cfg.PartitionOwnership {
+			if code := c.servedLocked(c.partitionForLocked(id)); code != 0 {
+				c.mu.Unlock()
+				return nil, code
+			}
+		}
 		g := c.groups[id]
 		if g == nil {
 			if !create {
 				c.mu.Unlock()
-				return nil
+				return nil, 0
 			}
 			g = newGroup(c, id, c.partitionForLocked(id))
 			c.groups[id] = g
 		}
 		c.mu.Unlock()
 		g.mu.Lock()
-		if g.state != Dead {
-			return g
+		if g.state != Dead && !g.gone.Load() {
+			return g, 0
 		}
 		g.mu.Unlock()
 	}

@@ -8,7 +8,8 @@
 //
 // It owns the groups, their members and committed offsets, and their durable form: records in
 // the internal topic __consumer_offsets, written as record batches through the partition logs
-// of the broker it runs in (so they replicate with the cluster later) and read back on start.
+// of the broker it runs in (so they replicate with the cluster) and read back on start, or
+// when this broker becomes the leader of a partition.
 // It knows nothing of sockets, request headers or the topic manager: the broker hands it
 // decoded kmsg requests and a reply function, and gives it the Host interface to reach the
 // offsets topic's logs.
@@ -54,6 +55,18 @@
 // Every write is one uncompressed batch (producer id -1), appended under the group's lock so
 // that the log's order is the order in which the in-memory state changed; an OffsetCommit is
 // answered after its batch is in the log. Loading replays each partition from its log start.
+//
+// # Partitions served (Config.PartitionOwnership)
+//
+// On a single node (the default) every partition of __consumer_offsets is this node's: all are
+// loaded at start or by the first Ensure. In a cluster, with PartitionOwnership, a broker
+// serves only the groups of the partitions it leads (ownership.go), as the broker reports
+// them: OnElection(partition, leaderEpoch) loads that partition's groups on a goroutine
+// (COORDINATOR_LOAD_IN_PROGRESS meanwhile), OnResignation(partition, leaderEpoch) unloads them
+// (parked JoinGroup and SyncGroup answered NOT_COORDINATOR, timers stopped, nothing written),
+// and a request for a group of any other partition answers NOT_COORDINATOR. Ensure then only
+// makes sure the topic exists. Stale epochs are ignored; Owns tells which partitions are
+// served.
 //
 // Lock order: group.mu, then Coordinator.mu. Replies are queued while group.mu is held and sent
 // after it is released (group.unlock), so a slow connection never holds a group.

@@ -7,6 +7,7 @@ const (
 	errUnknownServerError        int16 = -1
 	errUnknownTopicOrPartition   int16 = 3
 	errOffsetMetadataTooLarge    int16 = 12
+	errCoordinatorLoadInProgress int16 = 14
 	errCoordinatorNotAvailable   int16 = 15
 	errNotCoordinator            int16 = 16
 	errIllegalGeneration         int16 = 22

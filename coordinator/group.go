@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -139,6 +140,11 @@ type group struct {
 	id        string
 	partition int32 // of __consumer_offsets
 
+	// gone is set (with Coordinator.mu held) when the group leaves the map because its
+	// partition is no longer served here (OnResignation): lockGroup skips it and its timers do
+	// nothing. Its parked requests are answered, and its timers stopped, under mu afterwards.
+	gone atomic.Bool
+
 	mu             sync.Mutex
 	state          State
 	stateMs        int64  // when the group entered its state
@@ -176,6 +182,10 @@ func newGroup(c *Coordinator, id string, partition int32) *group {
 	c.metrics.byState[Empty].Add(1)
 	return g
 }
+
+// stopped reports whether the group's timers must do nothing: the coordinator is draining, or
+// the group was unloaded.
+func (g *group) stopped() bool { return g.c.closed.Load() || g.gone.Load() }
 
 // unlock releases mu, then sends the replies queued while it was held.
 func (g *group) unlock() {
@@ -528,7 +538,7 @@ func (g *group) stopHeartbeat(m *member) {
 func (g *group) expireHeartbeat(m *member, seq uint64) {
 	g.mu.Lock()
 	defer g.unlock()
-	if g.c.closed.Load() || m.hbSeq != seq || g.state == Dead || g.members[m.id] != m {
+	if g.stopped() || m.hbSeq != seq || g.state == Dead || g.members[m.id] != m {
 		return
 	}
 	m.hbTimer = nil
@@ -559,7 +569,7 @@ func (g *group) addPending(id string, session time.Duration) {
 	g.pending[id] = time.AfterFunc(session, func() {
 		g.mu.Lock()
 		defer g.unlock()
-		if g.c.closed.Load() || g.pending[id] == nil {
+		if g.stopped() || g.pending[id] == nil {
 			return
 		}
 		g.c.log.Info("pending member expired", "group", g.id, "member", id)

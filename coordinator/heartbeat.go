@@ -31,7 +31,7 @@ func (c *Coordinator) consumerHeartbeat(req *kmsg.ConsumerGroupHeartbeatRequest,
 	if code, msg := validateHeartbeat(req); code != 0 {
 		return nil, code, msg
 	}
-	if code := c.status(); code != 0 {
+	if code := c.status(req.Group); code != 0 {
 		return nil, code, ""
 	}
 	th, ok := c.host.(TopicsHost)
@@ -39,7 +39,10 @@ func (c *Coordinator) consumerHeartbeat(req *kmsg.ConsumerGroupHeartbeatRequest,
 		return nil, errUnsupportedVersion, "consumer groups are not served here"
 	}
 	joining := req.MemberEpoch == 0
-	g := c.lockGroup(req.Group, joining)
+	g, gcode := c.lockGroup(req.Group, joining)
+	if gcode != 0 {
+		return nil, gcode, ""
+	}
 	if g == nil {
 		return nil, errGroupIDNotFound, fmt.Sprintf("Group %s not found.", req.Group)
 	}
@@ -448,11 +451,15 @@ func (c *Coordinator) describeConsumerGroup(id string, th TopicsHost, out *kmsg.
 		fail(errInvalidGroupID, "")
 		return
 	}
-	if code := c.status(); code != 0 {
+	if code := c.status(id); code != 0 {
 		fail(code, "")
 		return
 	}
-	g := c.lockGroup(id, false)
+	g, code := c.lockGroup(id, false)
+	if code != 0 {
+		fail(code, "")
+		return
+	}
 	if g == nil {
 		fail(errGroupIDNotFound, fmt.Sprintf("Group %s not found.", id))
 		return

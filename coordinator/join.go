@@ -19,7 +19,7 @@ func (c *Coordinator) JoinGroup(req *kmsg.JoinGroupRequest, cl Client, reply fun
 		reply(joinError(req.MemberID, errInvalidGroupID))
 		return
 	}
-	if code := c.status(); code != 0 {
+	if code := c.status(req.Group); code != 0 {
 		reply(joinError(req.MemberID, code))
 		return
 	}
@@ -42,7 +42,11 @@ func (c *Coordinator) JoinGroup(req *kmsg.JoinGroupRequest, cl Client, reply fun
 	unknown := req.MemberID == ""
 	// A group is created only for a member without an id; a known id in an unknown group
 	// is UNKNOWN_MEMBER_ID.
-	g := c.lockGroup(req.Group, unknown)
+	g, code := c.lockGroup(req.Group, unknown)
+	if code != 0 {
+		reply(joinError(req.MemberID, code))
+		return
+	}
 	if g == nil {
 		reply(joinError(req.MemberID, errUnknownMemberID))
 		return
@@ -299,7 +303,7 @@ func (g *group) startInitialJoin(delay, remaining time.Duration) {
 	g.joinTimer = time.AfterFunc(delay, func() {
 		g.mu.Lock()
 		defer g.unlock()
-		if g.c.closed.Load() || g.joinSeq != seq || g.state != PreparingRebalance {
+		if g.stopped() || g.joinSeq != seq || g.state != PreparingRebalance {
 			return
 		}
 		if g.newMemberAdded && remaining > 0 {
@@ -319,7 +323,7 @@ func (g *group) startJoin(timeout time.Duration) {
 	g.joinTimer = time.AfterFunc(timeout, func() {
 		g.mu.Lock()
 		defer g.unlock()
-		if g.c.closed.Load() || g.joinSeq != seq || g.state != PreparingRebalance {
+		if g.stopped() || g.joinSeq != seq || g.state != PreparingRebalance {
 			return
 		}
 		g.completeJoin()
@@ -419,7 +423,7 @@ func (g *group) startPendingSync() {
 	g.syncTimer = time.AfterFunc(g.rebalanceTimeout(), func() {
 		g.mu.Lock()
 		defer g.unlock()
-		if g.c.closed.Load() || g.syncSeq != seq || g.generation != gen {
+		if g.stopped() || g.syncSeq != seq || g.generation != gen {
 			return
 		}
 		if g.state != CompletingRebalance && g.state != Stable || len(g.pendingSync) == 0 {

@@ -58,18 +58,24 @@ func (c *Coordinator) OffsetCommit(req *kmsg.OffsetCommitRequest) *kmsg.OffsetCo
 // commitOffsets validates a commit against its group and stores the partitions whose code is
 // still 0, setting per-partition codes; it returns a code for all of them.
 func (c *Coordinator) commitOffsets(req *kmsg.OffsetCommitRequest, codes [][]int16, valid int) int16 {
-	if code := c.status(); code != 0 {
+	if code := c.status(req.Group); code != 0 {
 		return code
 	}
 	generation, memberID := req.Generation, req.MemberID
 	if req.Version == 0 {
 		generation, memberID = -1, ""
 	}
-	g := c.lockGroup(req.Group, false)
+	g, code := c.lockGroup(req.Group, false)
+	if code != 0 {
+		return code
+	}
 	if g == nil {
 		switch {
 		case generation < 0:
-			g = c.lockGroup(req.Group, true) // a group used only for its offsets
+			// A group used only for its offsets.
+			if g, code = c.lockGroup(req.Group, true); code != 0 {
+				return code
+			}
 		case req.Version >= 9:
 			return errGroupIDNotFound
 		default:
@@ -77,7 +83,6 @@ func (c *Coordinator) commitOffsets(req *kmsg.OffsetCommitRequest, codes [][]int
 		}
 	}
 	defer g.unlock()
-	code := int16(0)
 	if g.cg != nil {
 		code = g.validateConsumerCommit(req.Version, generation, memberID)
 	} else {
@@ -264,10 +269,10 @@ type fetchedTopic struct {
 // for, on each partition (v0–v1 have no group-level error). With requireStable (v7+, KIP-447),
 // a partition with a transactional commit pending answers UNSTABLE_OFFSET_COMMIT.
 func (c *Coordinator) fetchOffsets(id string, topics map[string][]int32, order []string, requireStable bool) (int16, []fetchedTopic) {
-	code := c.status() // an empty group id is valid here, as in Kafka
+	code := c.status(id) // an empty group id is valid here, as in Kafka
 	var g *group
 	if code == 0 {
-		g = c.lockGroup(id, false)
+		g, code = c.lockGroup(id, false)
 	}
 	var committed map[topicPartition]offset
 	var unstable map[topicPartition]bool
@@ -346,10 +351,13 @@ func (c *Coordinator) offsetDelete(req *kmsg.OffsetDeleteRequest, resp *kmsg.Off
 	if req.Group == "" {
 		return errInvalidGroupID
 	}
-	if code := c.status(); code != 0 {
+	if code := c.status(req.Group); code != 0 {
 		return code
 	}
-	g := c.lockGroup(req.Group, false)
+	g, code := c.lockGroup(req.Group, false)
+	if code != 0 {
+		return code
+	}
 	if g == nil {
 		return errGroupIDNotFound
 	}
@@ -428,7 +436,7 @@ func (c *Coordinator) expireOffsetsLoop() {
 		case <-c.stop:
 			return
 		case <-t.C:
-			if c.status() == 0 {
+			if c.active() {
 				c.ExpireOffsets()
 			}
 		}
@@ -447,7 +455,7 @@ func (c *Coordinator) ExpireOffsets() int {
 	removed := 0
 	for _, g := range c.snapshot() {
 		g.mu.Lock()
-		if g.state == Dead || c.closed.Load() {
+		if g.state == Dead || g.stopped() {
 			g.unlock()
 			continue
 		}

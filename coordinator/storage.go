@@ -112,6 +112,11 @@ type loadedGroup struct {
 	pending map[int64]map[topicPartition]*offset
 }
 
+// empty reports whether the records leave nothing of the group.
+func (lg *loadedGroup) empty() bool {
+	return lg.meta == nil && len(lg.offsets) == 0 && len(lg.pending) == 0 && (lg.cg == nil || !lg.cg.hasMeta)
+}
+
 // load reads every partition of the offsets topic and installs the groups found.
 func (c *Coordinator) load(partitions int32) error {
 	start := time.Now()
@@ -130,7 +135,7 @@ func (c *Coordinator) load(partitions int32) error {
 	c.mu.Unlock()
 	groups, offsets := 0, 0
 	for id, lg := range loaded {
-		if lg.meta == nil && len(lg.offsets) == 0 && len(lg.pending) == 0 && (lg.cg == nil || !lg.cg.hasMeta) {
+		if lg.empty() {
 			continue
 		}
 		c.installLoaded(id, lg)
@@ -316,25 +321,40 @@ func completeLoadedTxn(loaded map[string]*loadedGroup, groups map[string]bool, p
 	}
 }
 
-// installLoaded creates a loaded group: Stable with its members, else Empty.
+// installLoaded creates a loaded group (buildLoaded) in the map and starts its timers.
 func (c *Coordinator) installLoaded(id string, lg *loadedGroup) {
 	c.mu.Lock()
-	g := newGroup(c, id, c.partitionForLocked(id))
+	p := c.partitionForLocked(id)
+	c.mu.Unlock()
+	g := c.buildLoaded(id, p, lg)
+	c.mu.Lock()
 	c.groups[id] = g
 	c.mu.Unlock()
+	g.mu.Lock()
+	defer g.unlock()
+	for pid := range g.pendingTxn {
+		c.addTxnGroup(pid, g.id)
+	}
+	g.startLoaded()
+}
+
+// buildLoaded makes the group that a partition's records describe: Stable with its members,
+// else Empty; a consumer group as its records say. It is in no map and its timers are not
+// running (startLoaded).
+func (c *Coordinator) buildLoaded(id string, partition int32, lg *loadedGroup) *group {
+	g := newGroup(c, id, partition)
 	g.mu.Lock()
 	defer g.unlock()
 	g.offsets = lg.offsets
 	for pid, offs := range lg.pending {
 		if len(offs) > 0 {
 			g.pendingTxn[pid] = offs
-			c.addTxnGroup(pid, g.id)
 		}
 	}
 	c.metrics.offsets.Add(int64(len(lg.offsets)))
 	if lg.meta == nil {
 		g.installConsumer(lg.cg)
-		return
+		return g
 	}
 	md := lg.meta
 	g.protocolType, g.generation = md.ProtocolType, md.Generation
@@ -363,13 +383,26 @@ func (c *Coordinator) installLoaded(id string, lg *loadedGroup) {
 	}
 	g.subscribed = g.computeSubscribed()
 	if len(g.members) == 0 {
-		return
+		return g
 	}
 	stateMs := g.stateMs
 	g.c.metrics.byState[Empty].Add(-1)
 	g.c.metrics.byState[Stable].Add(1)
 	g.state = Stable
 	g.stateMs = stateMs
+	return g
+}
+
+// startLoaded starts the timers of a loaded group: its members' sessions (and the rebalance
+// timeout of consumer group members revoking). Caller holds g.mu.
+func (g *group) startLoaded() {
+	if g.cg != nil {
+		g.cg.startTimers()
+		return
+	}
+	if g.state != Stable {
+		return
+	}
 	for _, m := range g.members {
 		g.scheduleHeartbeat(m, m.sessionTimeout)
 	}

@@ -11,11 +11,15 @@ func (c *Coordinator) SyncGroup(req *kmsg.SyncGroupRequest, reply func(*kmsg.Syn
 		reply(syncError(errInvalidGroupID))
 		return
 	}
-	if code := c.status(); code != 0 {
+	if code := c.status(req.Group); code != 0 {
 		reply(syncError(code))
 		return
 	}
-	g := c.lockGroup(req.Group, false)
+	g, code := c.lockGroup(req.Group, false)
+	if code != 0 {
+		reply(syncError(code))
+		return
+	}
 	if g == nil {
 		reply(syncError(errUnknownMemberID))
 		return
@@ -123,10 +127,13 @@ func (c *Coordinator) heartbeat(req *kmsg.HeartbeatRequest) int16 {
 	if req.Group == "" {
 		return errInvalidGroupID
 	}
-	if code := c.status(); code != 0 {
+	if code := c.status(req.Group); code != 0 {
 		return code
 	}
-	g := c.lockGroup(req.Group, false)
+	g, code := c.lockGroup(req.Group, false)
+	if code != 0 {
+		return code
+	}
 	if g == nil {
 		return errUnknownMemberID
 	}
@@ -177,7 +184,7 @@ func (c *Coordinator) leaveGroup(id string, leaving []kmsg.LeaveGroupRequestMemb
 	if id == "" {
 		return errInvalidGroupID, nil
 	}
-	if code := c.status(); code != 0 {
+	if code := c.status(id); code != 0 {
 		return code, nil
 	}
 	result := func(l kmsg.LeaveGroupRequestMember, code int16) kmsg.LeaveGroupResponseMember {
@@ -186,7 +193,10 @@ func (c *Coordinator) leaveGroup(id string, leaving []kmsg.LeaveGroupRequestMemb
 		return r
 	}
 	out := make([]kmsg.LeaveGroupResponseMember, 0, len(leaving))
-	g := c.lockGroup(id, false)
+	g, code := c.lockGroup(id, false)
+	if code != 0 {
+		return code, nil
+	}
 	if g == nil {
 		for _, l := range leaving {
 			out = append(out, result(l, errUnknownMemberID))

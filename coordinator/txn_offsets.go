@@ -59,10 +59,13 @@ func (c *Coordinator) TxnOffsetCommit(req *kmsg.TxnOffsetCommitRequest) *kmsg.Tx
 }
 
 func (c *Coordinator) commitTxnOffsets(req *kmsg.TxnOffsetCommitRequest, codes [][]int16, valid int) int16 {
-	if code := c.status(); code != 0 {
+	if code := c.status(req.Group); code != 0 {
 		return code
 	}
-	g := c.lockGroup(req.Group, true)
+	g, code := c.lockGroup(req.Group, true)
+	if code != 0 {
+		return code
+	}
 	defer g.unlock()
 	if code := g.validateTxnOffsetCommit(req); code != 0 {
 		return code
@@ -114,7 +117,11 @@ func (c *Coordinator) commitTxnOffsets(req *kmsg.TxnOffsetCommitRequest, codes [
 	for tp, o := range pending {
 		m[tp] = o
 	}
-	c.addTxnGroup(req.ProducerID, g.id)
+	c.mu.Lock()
+	if !g.gone.Load() { // an unloaded group's entries were dropped with it
+		c.addTxnGroupLocked(req.ProducerID, g.id)
+	}
+	c.mu.Unlock()
 	return 0
 }
 
@@ -148,6 +155,10 @@ func (g *group) validateTxnOffsetCommit(req *kmsg.TxnOffsetCommitRequest) int16 
 func (c *Coordinator) addTxnGroup(pid int64, id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.addTxnGroupLocked(pid, id)
+}
+
+func (c *Coordinator) addTxnGroupLocked(pid int64, id string) {
 	if c.txnGroups[pid] == nil {
 		c.txnGroups[pid] = map[string]bool{}
 	}
@@ -157,37 +168,58 @@ func (c *Coordinator) addTxnGroup(pid int64, id string) {
 // CompleteTxn applies a marker the broker has just written to partition of __consumer_offsets
 // for producer pid: the pending offsets of that producer in the partition's groups are
 // installed (commit) or dropped (abort). Any goroutine may call it; it must be called after
-// the marker is in the log.
+// the marker is in the log. With Config.PartitionOwnership, it does nothing for a partition
+// not elected here, and one still loading applies it before its groups are served.
 func (c *Coordinator) CompleteTxn(partition int32, pid int64, commit bool) {
 	c.mu.Lock()
+	if c.cfg.PartitionOwnership {
+		st := c.owned[partition]
+		switch {
+		case st == nil:
+			c.mu.Unlock()
+			return
+		case !st.loaded:
+			st.queued = append(st.queued, txnCompletion{pid, commit})
+			c.mu.Unlock()
+			return
+		}
+	}
 	var ids []string
 	for id := range c.txnGroups[pid] {
 		ids = append(ids, id)
 	}
 	c.mu.Unlock()
 	for _, id := range ids {
-		g := c.lockGroup(id, false)
+		g, code := c.lockGroup(id, false)
 		if g == nil {
-			c.dropTxnGroup(pid, id)
+			if code == 0 {
+				c.dropTxnGroup(pid, id)
+			}
 			continue
 		}
 		if g.partition != partition {
 			g.unlock()
 			continue
 		}
-		if commit {
-			for tp, o := range g.pendingTxn[pid] {
-				if g.offsets[tp] == nil {
-					c.metrics.offsets.Add(1)
-				}
-				g.offsets[tp] = o
-			}
-			c.metrics.commits.Add(len(g.pendingTxn[pid]))
-		}
-		delete(g.pendingTxn, pid)
+		g.completeTxnLocked(pid, commit)
 		g.unlock()
 		c.dropTxnGroup(pid, id)
 	}
+}
+
+// completeTxnLocked installs (commit) or drops (abort) the pending offsets of producer pid.
+// Caller holds g.mu.
+func (g *group) completeTxnLocked(pid int64, commit bool) {
+	if commit {
+		for tp, o := range g.pendingTxn[pid] {
+			if g.offsets[tp] == nil {
+				g.c.metrics.offsets.Add(1)
+			}
+			g.offsets[tp] = o
+		}
+		g.c.metrics.commits.Add(len(g.pendingTxn[pid]))
+	}
+	delete(g.pendingTxn, pid)
 }
 
 func (c *Coordinator) dropTxnGroup(pid int64, id string) {

@@ -17,7 +17,10 @@ package logstore
 //     dirty segment holding a record newer than min.compaction.lag.ms, and the base of the
 //     segment holding the cleanable limit (SetCleanableLimit: the partition owner's last stable
 //     offset, so that no segment holding or following records of an open transaction, or
-//     records a follower could still truncate, is cleaned — Kafka cleans only below it).
+//     records a follower could still truncate, is cleaned — Kafka cleans only below it). A
+//     first dirty offset past the first uncleanable one (a truncation made the segment holding
+//     it active again, or it is held back now) is lowered to it: a pass never ends past what it
+//     may clean, so every segment below its end was cleaned by it.
 //   - A pass runs when dirty bytes / (clean + dirty bytes) >= min.cleanable.dirty.ratio
 //     (counted in whole sealed segments), when the oldest dirty record is older than
 //     max.compaction.lag.ms, when a delete horizon recorded by the last pass has passed, or when
@@ -308,6 +311,12 @@ func (l *Log) planCompaction(cfg Config, cp cleanerCheckpoint, force bool) (*com
 			}
 		}
 	}
+	// A checkpoint past the first uncleanable offset (its segment became active again after a
+	// truncation, or is held back by min.compaction.lag.ms or the cleanable limit) is lowered to
+	// it: a pass never ends past what it may clean (Kafka's end offset is the last offset mapped
+	// + 1), so every segment below a pass's end was cleaned by it, and the checkpoint's delete
+	// horizon covers every tombstone of the part it calls clean.
+	p.firstDirty = min(p.firstDirty, p.firstUncleanable)
 	var clean, dirty int64
 	for _, s := range sealed {
 		if s.base >= p.firstUncleanable {
@@ -421,7 +430,7 @@ func (p *compaction) buildOffsetMap(ctx context.Context) error {
 		return err
 	}
 	p.m = newOffsetMap(p.cfg.CleanerBufferBytes, records)
-	p.mapEnd = max(p.firstUncleanable, p.firstDirty)
+	p.mapEnd = p.firstUncleanable // >= p.firstDirty (planCompaction)
 	n := 0
 	return p.forEachDirtyBatch(func(batch []byte, h *BatchHeader) (bool, error) {
 		if n++; n%1024 == 0 && ctx.Err() != nil {

@@ -483,6 +483,44 @@ func TestCompactionIgnoresCheckpointAfterTruncation(t *testing.T) {
 	}
 }
 
+// TestCompactionEndStopsAtTheActiveSegment: when a truncation makes the segment holding the
+// checkpoint active again, a pass neither ends past that segment's base (the active segment is
+// never cleaned, so its tombstones stay) nor leaves the segment's delete horizons out of the
+// checkpoint: once it is sealed, a pass cleans it and removes its expired tombstones.
+// (Regression: TestCompactionAgainstModel/small-key-map -seed 1795681730806375632.)
+func TestCompactionEndStopsAtTheActiveSegment(t *testing.T) {
+	l, clock := compactTestLog(t, func(c *Config) {
+		c.DeleteRetentionMs, c.CleanerBufferBytes = 100, 16*offsetMapEntryBytes // 12 keys a pass
+	})
+	appendKV(t, l, *clock, "z=1") // 0
+	l.Roll()
+	appendKV(t, l, *clock, "t=") // 1: the tombstone
+	for k := 0; k < 14; k++ {
+		appendKV(t, l, *clock, fmt.Sprintf("k%02d=1", k)) // 2..15, one batch each
+	}
+	l.Roll()
+	if st := mustCompact(t, l, true); !st.Complete || st.EndOffset != 12 {
+		t.Fatalf("first pass (12 keys fit: z, t, k00..k09) %+v", st)
+	}
+	if err := l.TruncateTo(12); err != nil { // the segment at 1 is active again, ending at 12
+		t.Fatal(err)
+	}
+	*clock += 100 // the tombstone's horizon
+	st := mustCompact(t, l, true)
+	if !st.Complete || st.EndOffset > 1 {
+		t.Fatalf("pass with the active segment at 1 ended at %d: %+v", st.EndOffset, st)
+	}
+	if got := contents(t, l); len(got) != 12 || got[1] != "1:t=" {
+		t.Fatalf("the active segment was cleaned: %v", got)
+	}
+	if err := l.Roll(); err != nil {
+		t.Fatal(err)
+	}
+	if st := mustCompact(t, l, false); !st.Ran || st.TombstonesRemoved != 1 {
+		t.Fatalf("pass after the roll: %+v %v", st, contents(t, l))
+	}
+}
+
 // TestCompactionReadersKeepTheOldSegment: a read result taken before a pass keeps returning the
 // old bytes, from its view and from its file, until it is released.
 func TestCompactionReadersKeepTheOldSegment(t *testing.T) {

@@ -383,6 +383,9 @@ func (m *compactModel) appendBatches() {
 
 func (m *compactModel) compact(force bool) {
 	start, leo := m.l.LogStartOffset(), m.l.LogEndOffset()
+	m.l.mu.RLock()
+	activeBase := m.l.segments[len(m.l.segments)-1].base
+	m.l.mu.RUnlock()
 	st, err := m.l.Compact(context.Background(), force)
 	if err != nil {
 		m.fail("compact: %v", err)
@@ -402,6 +405,11 @@ func (m *compactModel) compact(force bool) {
 	}
 	if !st.Complete {
 		m.fail("pass stopped early with nothing running beside it: %+v", st)
+	}
+	if st.EndOffset > activeBase {
+		// Kafka never cleans the active segment: a pass ends at or before its base (every
+		// segment below the end was cleaned by the pass; checkLatest relies on it).
+		m.fail("pass ended at %d, past the active segment at %d: %+v", st.EndOffset, activeBase, st)
 	}
 	if testing.Verbose() && *seedFlag != 0 {
 		m.t.Logf("step %d: pass %+v", m.step, st)

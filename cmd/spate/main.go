@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spate-broker/spate/broker"
+	"github.com/spate-broker/spate/controller"
 	"github.com/spate-broker/spate/netio"
 )
 
@@ -80,6 +81,13 @@ func run(args []string) error {
 	txnAbortInterval := fs.Duration("transaction-abort-timed-out-interval", time.Duration(def.Txn.AbortTimedOutTransactionsIntervalMs)*time.Millisecond, "transaction.abort.timed.out.transaction.cleanup.interval.ms")
 	txnPartitions := fs.Int("transaction-state-partitions", int(def.Txn.StatePartitions), "transaction.state.log.num.partitions (used when __transaction_state is created)")
 	txnIDExpiration := fs.Duration("transactional-id-expiration", time.Duration(def.Txn.TransactionalIDExpirationMs)*time.Millisecond, "transactional.id.expiration.ms")
+	voters := fs.String("controller-quorum-voters", "", "cluster mode: the controllers as id@host:port (Raft addresses), comma-separated; every one is also a broker. Empty: a single node")
+	raftListen := fs.String("controller-listen", "", "cluster mode: this node's Raft address (default: its entry in -controller-quorum-voters)")
+	sessionTimeout := fs.Duration("broker-session-timeout", 9*time.Second, "broker.session.timeout.ms: a broker that stops heartbeating is fenced after this")
+	replicaLag := fs.Duration("replica-lag-time-max", 30*time.Second, "replica.lag.time.max.ms: a follower this far behind leaves the ISR")
+	replication := fs.Int("default-replication-factor", int(def.DefaultReplication), "default.replication.factor for topics created without one")
+	rack := fs.String("broker-rack", "", "broker.rack: replicas of a partition are spread over racks")
+	clusterID := fs.String("cluster-id", "", "cluster id for a new data folder (default: random for a single node; derived from the voters in cluster mode)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -125,6 +133,17 @@ func run(args []string) error {
 	cfg.NodeID = int32(*nodeID)
 	cfg.NumPartitions = int32(*partitions)
 	cfg.AutoCreateTopics = *autoCreate
+	if *voters != "" {
+		vs, err := parseVoters(*voters)
+		if err != nil {
+			return err
+		}
+		cfg.Cluster.Voters, cfg.Cluster.RaftAddr = vs, *raftListen
+		cfg.Cluster.SessionTimeout, cfg.Cluster.ReplicaLagTimeMax = *sessionTimeout, *replicaLag
+	}
+	cfg.DefaultReplication = int16(*replication)
+	cfg.ClusterID = *clusterID
+	cfg.Rack = *rack
 	cfg.Groups.InitialRebalanceDelay = *rebalanceDelay
 	cfg.Groups.OffsetsTopicPartitions = int32(*offsetsPartitions)
 	cfg.Groups.OffsetsRetention = *offsetsRetention
@@ -193,4 +212,18 @@ func run(args []string) error {
 	}
 	logger.Info("stopped cleanly")
 	return nil
+}
+
+// parseVoters reads "1@host:port,2@host:port".
+func parseVoters(s string) ([]controller.Voter, error) {
+	var out []controller.Voter
+	for _, part := range strings.Split(s, ",") {
+		id, addr, ok := strings.Cut(strings.TrimSpace(part), "@")
+		n, err := strconv.Atoi(id)
+		if !ok || err != nil || n < 0 || addr == "" {
+			return nil, fmt.Errorf("controller-quorum-voters: %q is not id@host:port", part)
+		}
+		out = append(out, controller.Voter{ID: int32(n), Addr: addr})
+	}
+	return out, nil
 }

@@ -66,7 +66,7 @@ func (c *Coordinator) initProducerID(id string, timeoutMs int32, expected *produ
 	case timeoutMs <= 0 || int64(timeoutMs) > c.cfg.TransactionMaxTimeoutMs:
 		return errInvalidTransactionTimeout, 0, 0
 	}
-	if code := c.enter(); code != 0 {
+	if code := c.enter(id); code != 0 {
 		return code, 0, 0
 	}
 	defer c.wg.Done()

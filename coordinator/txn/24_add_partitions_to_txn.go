@@ -126,12 +126,15 @@ func (c *Coordinator) addPartitions(id string, pid int64, epoch int16, tps []Top
 	if id == "" {
 		return errInvalidRequest
 	}
-	if code := c.enter(); code != 0 {
+	if code := c.enter(id); code != 0 {
 		return code
 	}
 	defer c.wg.Done()
 	t := c.lockTxn(id)
 	if t == nil {
+		if code := c.statusFor(id); code != 0 {
+			return code
+		}
 		return errInvalidProducerIDMapping
 	}
 	defer t.mu.Unlock()

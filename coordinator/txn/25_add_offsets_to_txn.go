@@ -20,7 +20,7 @@ func (c *Coordinator) addOffsets(req *kmsg.AddOffsetsToTxnRequest) int16 {
 	if req.TransactionalID == "" {
 		return errInvalidRequest
 	}
-	if code := c.status(); code != 0 {
+	if code := c.statusFor(req.TransactionalID); code != 0 {
 		return code
 	}
 	tp, ok := c.host.OffsetsPartitionFor(req.Group)

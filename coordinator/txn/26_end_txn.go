@@ -33,12 +33,15 @@ func (c *Coordinator) endTxn(id string, pid int64, epoch int16, commit bool) (in
 	if id == "" {
 		return errInvalidRequest, meta{}
 	}
-	if code := c.enter(); code != 0 {
+	if code := c.enter(id); code != 0 {
 		return code, meta{}
 	}
 	defer c.wg.Done()
 	t := c.lockTxn(id)
 	if t == nil {
+		if code := c.statusFor(id); code != 0 {
+			return code, meta{}
+		}
 		return errInvalidProducerIDMapping, meta{}
 	}
 	if code := t.producerLocked(pid, epoch); code != 0 {

@@ -8,7 +8,9 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // (TransactionCoordinator.handleDescribeTransactions): its state by Kafka's name, producer id
 // and epoch, timeout, the start of its running (or last) transaction (-1 before the first) and
 // its partitions. An unknown id is TRANSACTIONAL_ID_NOT_FOUND, an empty one INVALID_REQUEST;
-// a stopped coordinator answers COORDINATOR_NOT_AVAILABLE.
+// a stopped coordinator answers COORDINATOR_NOT_AVAILABLE. With Config.PartitionOwnership, an
+// id whose partition is not elected here is NOT_COORDINATOR (COORDINATOR_LOAD_IN_PROGRESS while
+// it loads).
 func (c *Coordinator) DescribeTransactions(req *kmsg.DescribeTransactionsRequest) *kmsg.DescribeTransactionsResponse {
 	resp := kmsg.NewPtrDescribeTransactionsResponse()
 	resp.Version = req.Version
@@ -29,16 +31,17 @@ func (c *Coordinator) describe(id string) kmsg.DescribeTransactionsResponseTrans
 		out.ErrorCode = errInvalidRequest
 		return out
 	}
-	if out.ErrorCode = c.status(); out.ErrorCode != 0 {
-		return out
-	}
 	c.mu.RLock()
+	out.ErrorCode = c.statusLocked(id)
 	t := c.txns[id]
 	var m meta
 	if t != nil {
 		m = t.meta
 	}
 	c.mu.RUnlock()
+	if out.ErrorCode != 0 {
+		return out
+	}
 	if t == nil {
 		out.ErrorCode = errTransactionalIDNotFound
 		return out

@@ -16,7 +16,9 @@ import (
 // transaction started more than that long ago — an id with no transaction yet has start -1
 // and always passes, as in Kafka. Empty filters match everything. A coordinator that does not
 // have the topic lists nothing; one loading it answers COORDINATOR_LOAD_IN_PROGRESS, a stopped
-// one COORDINATOR_NOT_AVAILABLE.
+// one COORDINATOR_NOT_AVAILABLE. With Config.PartitionOwnership, the ids of the partitions
+// served here, and COORDINATOR_LOAD_IN_PROGRESS while one elected here loads (Kafka's
+// listTransactionStates).
 func (c *Coordinator) ListTransactions(req *kmsg.ListTransactionsRequest) *kmsg.ListTransactionsResponse {
 	resp := kmsg.NewPtrListTransactionsResponse()
 	resp.Version = req.Version
@@ -47,6 +49,11 @@ func (c *Coordinator) ListTransactions(req *kmsg.ListTransactionsRequest) *kmsg.
 	}
 	now := c.now()
 	c.mu.RLock()
+	if c.cfg.PartitionOwnership && c.loadingLocked() {
+		c.mu.RUnlock()
+		resp.ErrorCode, resp.UnknownStateFilters = errCoordinatorLoadInProgress, nil
+		return resp
+	}
 	for _, t := range c.txns {
 		switch {
 		case t.state == Dead:

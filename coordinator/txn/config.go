@@ -14,6 +14,12 @@ type Config struct {
 	// (transaction.remove.expired.transaction.cleanup.interval.ms).
 	RemoveExpiredTransactionalIDsIntervalMs int64
 	LoadBufferBytes                         int64 // transaction.state.log.load.buffer.size
+
+	// PartitionOwnership makes the coordinator serve only the transactional ids of the
+	// partitions of __transaction_state this broker leads, as the broker reports them with
+	// OnElection and OnResignation (a cluster). false: this node owns every partition and loads
+	// them all at start or on Ensure (a single node).
+	PartitionOwnership bool
 }
 
 // DefaultConfig returns Kafka's defaults.

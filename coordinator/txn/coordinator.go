@@ -35,7 +35,9 @@ type Host interface {
 	// NewProducerID returns a fresh, never-used producer id.
 	NewProducerID() (int64, error)
 	// WriteMarkers appends a commit or abort control batch for producerID/epoch (with
-	// coordinatorEpoch) to each partition and returns one Kafka error code per partition in
+	// coordinatorEpoch: the leader epoch of the transactional id's partition of
+	// __transaction_state at the election of this coordinator, 0 without
+	// Config.PartitionOwnership) to each partition and returns one Kafka error code per partition in
 	// order (0 written; 3 UNKNOWN_TOPIC_OR_PARTITION means the partition is gone: treated as
 	// done). It may block; the coordinator never calls it holding a lock. It must be
 	// idempotent from the coordinator's view: retrying a partition that already got its
@@ -47,11 +49,6 @@ type Host interface {
 	// (AddOffsetsToTxn); false when the group coordinator is not available.
 	OffsetsPartitionFor(groupID string) (TopicPartition, bool)
 }
-
-// coordinatorEpoch is written into every marker. Kafka uses the leader epoch of the
-// transaction's __transaction_state partition so that partition leaders can refuse markers
-// from a deposed coordinator; a single node is never deposed.
-const coordinatorEpoch int32 = 0
 
 // Backoff between marker writes (and completion appends) that failed.
 const (
@@ -69,7 +66,7 @@ type Coordinator struct {
 	metrics *txnMetrics
 	now     func() int64 // milliseconds
 
-	ready   atomic.Bool // the state topic exists and is loaded
+	ready   atomic.Bool // the state topic exists and is loaded (PartitionOwnership: exists)
 	loading atomic.Bool // Ensure is loading it: COORDINATOR_LOAD_IN_PROGRESS
 	closed  atomic.Bool // Drain was called: answer NOT_COORDINATOR
 
@@ -82,12 +79,20 @@ type Coordinator struct {
 	mu         sync.RWMutex
 	txns       map[string]*txn // guarded by mu
 	partitions int32           // partition count of the state topic; guarded by mu
+
+	// With Config.PartitionOwnership (ownership.go), all guarded by mu: the partitions
+	// elected here, the highest leader epoch seen for each partition, and for a partition
+	// whose ids are being unloaded, a channel closed once they are.
+	owned     map[int32]*partitionState
+	epochs    map[int32]int32
+	unloading map[int32]chan struct{}
 }
 
 // New returns a coordinator. When __transaction_state exists, every transactional id in it is
 // loaded before New returns (and transactions found preparing are completed in the
 // background); otherwise the topic is created by the first Ensure (a FindCoordinator for a
-// transactional id, as in Kafka).
+// transactional id, as in Kafka). With Config.PartitionOwnership nothing is loaded: each
+// partition is, when the broker reports it elected (OnElection).
 func New(cfg Config, host Host, log *slog.Logger, set *metrics.Set) (*Coordinator, error) {
 	return newCoordinator(cfg, host, log, set, func() int64 { return time.Now().UnixMilli() })
 }
@@ -102,13 +107,18 @@ func newCoordinator(cfg Config, host Host, log *slog.Logger, set *metrics.Set, n
 	c := &Coordinator{
 		cfg: cfg.normalized(), host: host, log: log, now: now,
 		txns: map[string]*txn{}, stop: make(chan struct{}),
+		owned: map[int32]*partitionState{}, epochs: map[int32]int32{}, unloading: map[int32]chan struct{}{},
 	}
 	c.metrics = newTxnMetrics(set)
 	n, err := host.StateTopic(false, c.cfg.StatePartitions)
 	if err != nil {
 		return nil, err
 	}
-	if n > 0 {
+	if c.cfg.PartitionOwnership {
+		// Partitions are loaded when elected (OnElection); ready: the topic exists.
+		c.partitions = n
+		c.ready.Store(n > 0)
+	} else if n > 0 {
 		c.ensureMu.Lock()
 		err := c.load(n)
 		c.ensureMu.Unlock()
@@ -122,7 +132,9 @@ func newCoordinator(cfg Config, host Host, log *slog.Logger, set *metrics.Set, n
 }
 
 // Ensure creates __transaction_state if it does not exist yet and loads it; it returns a
-// Kafka error code (0 once the coordinator is ready).
+// Kafka error code (0 once the coordinator is ready). With Config.PartitionOwnership it only
+// makes sure the topic exists (0, or COORDINATOR_NOT_AVAILABLE): partitions are loaded when
+// elected.
 func (c *Coordinator) Ensure() int16 {
 	if c.closed.Load() {
 		return errNotCoordinator
@@ -143,6 +155,15 @@ func (c *Coordinator) Ensure() int16 {
 		c.log.Warn("create transaction state topic", "err", err)
 		return errCoordinatorNotAvailable
 	}
+	if c.cfg.PartitionOwnership {
+		c.mu.Lock()
+		if c.partitions <= 0 {
+			c.partitions = n
+		}
+		c.mu.Unlock()
+		c.ready.Store(true)
+		return 0
+	}
 	if err := c.load(n); err != nil {
 		c.log.Error("load transaction state topic", "err", err)
 		return errCoordinatorNotAvailable
@@ -151,7 +172,7 @@ func (c *Coordinator) Ensure() int16 {
 }
 
 // status is the error every transactional request gets before it looks at its id
-// (TransactionStateManager.getTransactionState).
+// (TransactionStateManager.getTransactionState), without Config.PartitionOwnership (statusFor).
 func (c *Coordinator) status() int16 {
 	switch {
 	case c.closed.Load():
@@ -164,12 +185,41 @@ func (c *Coordinator) status() int16 {
 	return errNotCoordinator
 }
 
-// enter registers a request or background task that may append or write markers, so that
-// Close waits for it; it returns the status code, and the caller calls c.wg.Done when 0.
-func (c *Coordinator) enter() int16 {
+// statusFor is the error a request for transactional id gets before it looks at the id: with
+// Config.PartitionOwnership, NOT_COORDINATOR unless the id's partition is elected here, and
+// COORDINATOR_LOAD_IN_PROGRESS while it loads.
+func (c *Coordinator) statusFor(id string) int16 {
+	if !c.cfg.PartitionOwnership {
+		return c.status()
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.statusLocked(id)
+}
+
+// statusLocked is statusFor with mu held (read or write).
+func (c *Coordinator) statusLocked(id string) int16 {
+	if !c.cfg.PartitionOwnership {
+		return c.status()
+	}
+	return c.servedLocked(c.partitionForLocked(id))
+}
+
+// active reports whether background work (timeouts, expiration) may run: ids are loaded.
+func (c *Coordinator) active() bool {
+	if c.cfg.PartitionOwnership {
+		return !c.closed.Load()
+	}
+	return c.status() == 0
+}
+
+// enter registers a request or background task for transactional id that may append or write
+// markers, so that Close waits for it; it returns the status code (statusFor), and the caller
+// calls c.wg.Done when 0.
+func (c *Coordinator) enter(id string) int16 {
 	c.lifeMu.Lock()
 	defer c.lifeMu.Unlock()
-	if code := c.status(); code != 0 {
+	if code := c.statusFor(id); code != 0 {
 		return code
 	}
 	c.wg.Add(1)
@@ -178,8 +228,8 @@ func (c *Coordinator) enter() int16 {
 
 // goFinish completes a Prepare* transaction in the background.
 func (c *Coordinator) goFinish(t *txn, m meta) {
-	if c.enter() != 0 {
-		return // stopping: the next start completes it
+	if t.gone.Load() || c.enter(t.id) != 0 {
+		return // stopping, or resigned: the next start (or leader) completes it
 	}
 	go func() {
 		defer c.wg.Done()
@@ -209,12 +259,15 @@ func (c *Coordinator) Close() {
 	c.wg.Wait()
 }
 
-// sleep waits d, returning false if the coordinator stops first.
-func (c *Coordinator) sleep(d time.Duration) bool {
+// sleep waits d, returning false if the coordinator stops first, or the election of the
+// partition the work is for ends (stop; nil without Config.PartitionOwnership).
+func (c *Coordinator) sleep(stop <-chan struct{}, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-c.stop:
+		return false
+	case <-stop:
 		return false
 	case <-t.C:
 		return true
@@ -229,7 +282,9 @@ func (c *Coordinator) lookup(id string) *txn {
 }
 
 // lockTxn returns an id's txn with its lock held, or nil. A Dead txn has left the map by the
-// time its lock is released, so it is looked up again.
+// time its lock is released, and an unloaded one (gone) when it is set, so either is looked up
+// again. For nil, the caller checks statusFor: the id's partition may have stopped being
+// served meanwhile.
 func (c *Coordinator) lockTxn(id string) *txn {
 	for {
 		t := c.lookup(id)
@@ -237,7 +292,7 @@ func (c *Coordinator) lockTxn(id string) *txn {
 			return nil
 		}
 		t.mu.Lock()
-		if t.state != Dead {
+		if t.state != Dead && !t.gone.Load() {
 			return t
 		}
 		t.mu.Unlock()
@@ -261,7 +316,17 @@ func (c *Coordinator) lockOrCreate(id string, timeoutMs int32) (*txn, int16) {
 			c.mu.Unlock()
 			continue // created meanwhile; the id allocated is not used, as in Kafka
 		}
-		t := &txn{id: id, partition: c.partitionForLocked(id), meta: meta{
+		p := c.partitionForLocked(id)
+		var coordEpoch int32
+		var stop <-chan struct{}
+		if c.cfg.PartitionOwnership {
+			if code := c.servedLocked(p); code != 0 {
+				c.mu.Unlock()
+				return nil, code
+			}
+			coordEpoch, stop = c.owned[p].epoch, c.owned[p].done
+		}
+		t := &txn{id: id, partition: p, coordEpoch: coordEpoch, stop: stop, meta: meta{
 			producerID: pid, lastProducerID: noProducerID,
 			producerEpoch: noProducerEpoch, lastProducerEpoch: noProducerEpoch,
 			timeoutMs: timeoutMs, state: Empty, startMs: -1, updateMs: c.now(),
@@ -270,7 +335,7 @@ func (c *Coordinator) lockOrCreate(id string, timeoutMs int32) (*txn, int16) {
 		c.metrics.byState[Empty].Add(1)
 		c.mu.Unlock()
 		t.mu.Lock()
-		if t.state != Dead {
+		if t.state != Dead && !t.gone.Load() {
 			return t, 0
 		}
 		t.mu.Unlock()
@@ -280,8 +345,10 @@ func (c *Coordinator) lockOrCreate(id string, timeoutMs int32) (*txn, int16) {
 // install makes m the txn's state. Caller holds t.mu.
 func (c *Coordinator) install(t *txn, m meta) {
 	c.mu.Lock()
-	c.metrics.byState[t.state].Add(-1)
-	c.metrics.byState[m.state].Add(1)
+	if !t.gone.Load() { // an unloaded txn has left the gauges
+		c.metrics.byState[t.state].Add(-1)
+		c.metrics.byState[m.state].Add(1)
+	}
 	t.meta = m
 	c.mu.Unlock()
 }
@@ -289,7 +356,9 @@ func (c *Coordinator) install(t *txn, m meta) {
 // kill makes an expired txn Dead and takes it out of the map. Caller holds t.mu.
 func (c *Coordinator) kill(t *txn) {
 	c.mu.Lock()
-	c.metrics.byState[t.state].Add(-1)
+	if !t.gone.Load() {
+		c.metrics.byState[t.state].Add(-1)
+	}
 	t.state = Dead
 	if c.txns[t.id] == t {
 		delete(c.txns, t.id)

@@ -3,10 +3,11 @@
 // TransactionCoordinator and TransactionStateManager are the reference, and their rules are
 // quoted where they are applied.
 //
-// It owns the transactional ids of this node — each one's producer id and epoch, its
-// transaction's state, partitions, timeout and start time — and their durable form: records in
-// the internal topic __transaction_state, written through the broker's partition logs and read
-// back on start. It decides when a transaction's commit or abort markers are written and asks
+// It owns the transactional ids of this node (with Config.PartitionOwnership, of the partitions
+// of __transaction_state it leads) — each one's producer id and epoch, its transaction's
+// state, partitions, timeout and start time — and their durable form: records in the internal
+// topic __transaction_state, written through the broker's partition logs and read back on
+// start (or when this broker becomes a partition's leader). It decides when a transaction's commit or abort markers are written and asks
 // the broker to write them (Host.WriteMarkers), aborts transactions that outlive their timeout
 // and forgets transactional ids left idle for transactional.id.expiration.ms.
 //
@@ -37,6 +38,21 @@
 // makes that harmless) and is completed; an Ongoing one keeps its start time, so its timeout
 // clock resumes where it stopped.
 //
+// # Partitions served (Config.PartitionOwnership)
+//
+// On a single node (the default) every partition of __transaction_state is this node's: all
+// are loaded at start or by the first Ensure, and markers carry coordinator epoch 0. In a
+// cluster, with PartitionOwnership, a broker serves only the transactional ids of the
+// partitions it leads (ownership.go), as the broker reports them: OnElection(partition,
+// leaderEpoch) loads that partition's ids on a goroutine (COORDINATOR_LOAD_IN_PROGRESS
+// meanwhile), then completes its Prepare* transactions and resumes its timeout clocks as a
+// start does, its markers carrying leaderEpoch as coordinator epoch (so that partition leaders
+// can refuse a deposed coordinator's); OnResignation(partition, leaderEpoch) forgets them,
+// stopping their marker writing and completion without any Complete* record (the next leader
+// completes them from the log). A request for an id of any other partition answers
+// NOT_COORDINATOR. Ensure then only makes sure the topic exists. Stale epochs are ignored; Owns
+// tells which partitions are served.
+//
 // # Records of __transaction_state (Kafka's TransactionLog schemas, kmsg's codecs)
 //
 // A transactional id lives in partition abs(javaHashCode(id)) % partitions. Every state change
@@ -62,11 +78,12 @@
 //
 // # Locks
 //
-// Lock order: txn.mu, then Coordinator.mu. txn.mu serializes the changes of one transactional
-// id and is held across the append of its record (so the log's order is the order of the
-// changes), never across WriteMarkers. Coordinator.mu (a RWMutex) guards the map of ids and
-// every txn's fields: a change holds txn.mu and then Coordinator.mu for writing while it
-// installs the new fields, so readers need only one of the two. Coordinator.mu is never held
-// across a Host call: the broker calls VerifyPartition while it holds a partition's lock, and
-// WriteMarkers takes partition locks.
+// Lock order: txn.mu, then Coordinator.mu; Coordinator.lifeMu (Close against new work) is taken
+// before Coordinator.mu and never with txn.mu. txn.mu serializes the changes of one
+// transactional id and is held across the append of its record (so the log's order is the
+// order of the changes), never across WriteMarkers. Coordinator.mu (a RWMutex) guards the map
+// of ids and every txn's fields: a change holds txn.mu and then Coordinator.mu for writing
+// while it installs the new fields, so readers need only one of the two. Coordinator.mu is
+// never held across a Host call: the broker calls VerifyPartition while it holds a partition's
+// lock, and WriteMarkers takes partition locks.
 package txn

@@ -8,14 +8,14 @@ package txn
 // nothing else moves a transaction out of Prepare*.
 func (c *Coordinator) finish(t *txn, m meta) bool {
 	commit := m.state == PrepareCommit
-	if !c.writeMarkers(t.id, m.producerID, m.producerEpoch, commit, sortedPartitions(m.partitions)) {
+	if !c.writeMarkers(t, m.producerID, m.producerEpoch, commit, sortedPartitions(m.partitions)) {
 		return false
 	}
 	for backoff := retryBackoffMin; ; backoff = min(2*backoff, retryBackoffMax) {
 		if done, ok := c.complete(t, m); ok {
 			return done
 		}
-		if !c.sleep(backoff) {
+		if !c.sleep(t.stop, backoff) {
 			return false
 		}
 	}
@@ -27,8 +27,8 @@ func (c *Coordinator) finish(t *txn, m meta) bool {
 func (c *Coordinator) complete(t *txn, m meta) (done, ok bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if c.closed.Load() {
-		return false, true
+	if c.closed.Load() || t.gone.Load() {
+		return false, true // the next start, or the partition's next leader, completes it
 	}
 	if t.state != m.state || t.producerID != m.producerID || t.producerEpoch != m.producerEpoch {
 		panic("BUG: transaction " + t.id + " left " + m.state.String() + " while its markers were written")
@@ -51,13 +51,18 @@ func (c *Coordinator) complete(t *txn, m meta) (done, ok bool) {
 	return true, true
 }
 
-// writeMarkers asks the host to write the markers to parts, retrying the partitions that
+// writeMarkers asks the host to write the markers of t to parts, retrying the partitions that
 // failed with a retriable code, with backoff, until none is left or the coordinator stops
-// (TransactionMarkerRequestCompletionHandler). It returns false when it stopped.
-func (c *Coordinator) writeMarkers(id string, pid int64, epoch int16, commit bool, parts []TopicPartition) bool {
+// (TransactionMarkerRequestCompletionHandler), or t is unloaded. It returns false when it
+// stopped.
+func (c *Coordinator) writeMarkers(t *txn, pid int64, epoch int16, commit bool, parts []TopicPartition) bool {
+	id := t.id
 	backoff := retryBackoffMin
 	for len(parts) > 0 {
-		codes := c.host.WriteMarkers(pid, epoch, commit, coordinatorEpoch, parts)
+		if t.gone.Load() {
+			return false
+		}
+		codes := c.host.WriteMarkers(pid, epoch, commit, t.coordEpoch, parts)
 		if len(codes) != len(parts) {
 			panic("BUG: WriteMarkers returned a code count other than the partition count")
 		}
@@ -80,7 +85,7 @@ func (c *Coordinator) writeMarkers(id string, pid int64, epoch int16, commit boo
 		}
 		c.metrics.markerRetries.Add(len(retry))
 		c.log.Warn("retrying transaction markers", "transactional_id", id, "producer_id", pid, "epoch", epoch, "commit", commit, "partitions", len(retry), "backoff", backoff)
-		if !c.sleep(backoff) {
+		if !c.sleep(t.stop, backoff) {
 			return false
 		}
 		backoff = min(2*backoff, retryBackoffMax)

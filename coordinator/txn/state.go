@@ -4,6 +4,7 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
 // State is a transaction's state; the values are Kafka's TransactionState ids, as stored in
@@ -81,6 +82,16 @@ type meta struct {
 type txn struct {
 	id        string
 	partition int32 // of __transaction_state
+
+	// coordEpoch is the coordinator epoch of its markers: the leader epoch of its partition
+	// when this coordinator was elected for it (0 without Config.PartitionOwnership); stop is
+	// closed when that election ends (nil without). Both are fixed at creation.
+	coordEpoch int32
+	stop       <-chan struct{}
+	// gone is set, with Coordinator.mu held for writing, when the txn leaves the map because
+	// its partition is no longer served here (OnResignation): lockTxn skips it, nothing more
+	// is appended for it, and its markers' completion stops.
+	gone atomic.Bool
 
 	// mu serializes the changes of this id and is held across the append of their record,
 	// never across WriteMarkers.

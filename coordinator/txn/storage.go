@@ -52,8 +52,14 @@ func stateValue(m *meta) []byte {
 }
 
 // persist appends the record of m (nil: a tombstone) for t and returns a Kafka error code.
-// Caller holds t.mu.
+// A txn unloaded before or during the append (its partition is no longer served here) gets
+// NOT_COORDINATOR, as Kafka's appendTransactionToLog answers when the coordinator epoch moved
+// meanwhile: the caller installs nothing and the client asks the new coordinator. Caller
+// holds t.mu.
 func (c *Coordinator) persist(t *txn, m *meta) int16 {
+	if t.gone.Load() {
+		return errNotCoordinator
+	}
 	rec := logstore.Record{Key: stateKey(t.id)}
 	if m != nil {
 		rec.Value = stateValue(m)
@@ -65,6 +71,9 @@ func (c *Coordinator) persist(t *txn, m *meta) int16 {
 	if err := c.host.AppendState(t.partition, batch); err != nil {
 		c.log.Warn("append transaction state", "transactional_id", t.id, "partition", t.partition, "err", err)
 		return appendErrorCode(err)
+	}
+	if t.gone.Load() {
+		return errNotCoordinator
 	}
 	return 0
 }

@@ -31,7 +31,7 @@ func (c *Coordinator) timerLoop() {
 // (PRODUCER_FENCED on its next request), and writes the abort markers in the background. It
 // returns the number of transactions aborted.
 func (c *Coordinator) AbortTimedOutTransactions() int {
-	if c.status() != 0 {
+	if !c.active() {
 		return 0
 	}
 	now := c.now()
@@ -59,12 +59,12 @@ func (t *txn) timedOutLocked(now int64) bool {
 }
 
 func (c *Coordinator) abortTimedOut(t *txn, now int64) bool {
-	if c.enter() != 0 {
+	if c.enter(t.id) != 0 {
 		return false
 	}
 	defer c.wg.Done()
 	t.mu.Lock()
-	if t.state == Dead || !t.timedOutLocked(now) {
+	if t.state == Dead || t.gone.Load() || !t.timedOutLocked(now) {
 		t.mu.Unlock() // ended meanwhile
 		return false
 	}
@@ -89,7 +89,7 @@ func (c *Coordinator) abortTimedOut(t *txn, now int64) bool {
 // a tombstone for each goes to the log, then the id leaves the coordinator. It returns the
 // number of ids removed.
 func (c *Coordinator) RemoveExpiredTransactionalIDs() int {
-	if c.status() != 0 {
+	if !c.active() {
 		return 0
 	}
 	now := c.now()
@@ -119,13 +119,13 @@ func (t *txn) expiredLocked(now, expirationMs int64) bool {
 }
 
 func (c *Coordinator) expire(t *txn, now int64) bool {
-	if c.enter() != 0 {
+	if c.enter(t.id) != 0 {
 		return false
 	}
 	defer c.wg.Done()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.state == Dead || !t.expiredLocked(now, c.cfg.TransactionalIDExpirationMs) {
+	if t.state == Dead || t.gone.Load() || !t.expiredLocked(now, c.cfg.TransactionalIDExpirationMs) {
 		return false // used meanwhile
 	}
 	if code := c.persist(t, nil); code != 0 {

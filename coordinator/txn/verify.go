@@ -18,11 +18,11 @@ func (c *Coordinator) VerifyPartition(transactionalID string, producerID int64, 
 	if transactionalID == "" {
 		return errInvalidRequest
 	}
-	if code := c.status(); code != 0 {
-		return code
-	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	if code := c.statusLocked(transactionalID); code != 0 {
+		return code
+	}
 	t := c.txns[transactionalID]
 	if t == nil {
 		return errInvalidProducerIDMapping
@@ -45,11 +45,11 @@ func (c *Coordinator) VerifyPartition(transactionalID string, producerID int64, 
 func (c *Coordinator) verifyPartitions(id string, pid int64, epoch int16, tps []TopicPartition, codes []int16) {
 	code := errInvalidRequest
 	if id != "" {
-		code = c.status()
-	}
-	if code == 0 {
 		c.mu.RLock()
 		defer c.mu.RUnlock()
+		code = c.statusLocked(id)
+	}
+	if code == 0 {
 		if t := c.txns[id]; t == nil {
 			code = errInvalidProducerIDMapping
 		} else if code = t.verdictLocked(pid, epoch); code == 0 {

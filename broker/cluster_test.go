@@ -1,0 +1,345 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/spate-broker/spate/controller"
+	"github.com/spate-broker/spate/logstore"
+)
+
+// testCluster is n combined nodes (controller + broker) in this process on loopback ports.
+type testCluster struct {
+	t      *testing.T
+	nodes  []*testBroker
+	dirs   []string
+	voters []controller.Voter
+	mod    func(i int, c *Config)
+}
+
+func startTestCluster(t *testing.T, n int, mod func(i int, c *Config)) *testCluster {
+	t.Helper()
+	tc := &testCluster{t: t, mod: mod}
+	for i := 0; i < n; i++ {
+		tc.voters = append(tc.voters, controller.Voter{ID: int32(i + 1), Addr: "127.0.0.1:" + strconv.Itoa(freePort(t))})
+		tc.dirs = append(tc.dirs, t.TempDir())
+	}
+	tc.nodes = make([]*testBroker, n)
+	for i := 0; i < n; i++ {
+		tc.start(i)
+	}
+	tc.waitBrokers(n)
+	return tc
+}
+
+func (tc *testCluster) start(i int) {
+	tc.nodes[i] = startBroker(tc.t, tc.dirs[i], func(c *Config) {
+		c.NodeID = int32(i + 1)
+		c.ClusterID = "spate-test-cluster"
+		c.Cluster = ClusterConfig{
+			Voters: tc.voters, SessionTimeout: 2 * time.Second, ReplicaLagTimeMax: 3 * time.Second,
+			RaftTimeout: 300 * time.Millisecond, ControllerOpTimeout: 10 * time.Second,
+		}
+		c.Groups.InitialRebalanceDelay = 0
+		if tc.mod != nil {
+			tc.mod(i, c)
+		}
+	})
+}
+
+func (tc *testCluster) addrs() []string {
+	var out []string
+	for _, n := range tc.nodes {
+		if n != nil && n.srv != nil {
+			out = append(out, n.addr)
+		}
+	}
+	return out
+}
+
+// waitBrokers waits until Metadata (from every live node) lists want unfenced brokers.
+func (tc *testCluster) waitBrokers(want int) {
+	tc.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok := true
+		for _, n := range tc.nodes {
+			if n == nil || n.srv == nil {
+				continue
+			}
+			if got := len(n.b.cluster.brokerList()); got != want {
+				ok = false
+			}
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			tc.t.Fatalf("brokers did not register and unfence: want %d", want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// partitionOn returns node i's replica of topic/p, nil when it hosts none.
+func (tc *testCluster) partitionOn(i int, topic string, p int32) *partition {
+	return tc.nodes[i].b.topics.partition(topic, p)
+}
+
+// logBytes returns a log's batches from its start up to (not including) offset end.
+func logBytes(t *testing.T, l *logstore.Log, end int64) []byte {
+	t.Helper()
+	var out []byte
+	var res logstore.ReadResult
+	defer res.Release()
+	for off := l.LogStartOffset(); off < end; {
+		if err := l.Read(off, 1<<20, end, true, &res); err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Regions) == 0 {
+			break
+		}
+		for _, r := range res.Regions {
+			out = append(out, r.Data...)
+		}
+		off = res.NextOffset
+		res.Release()
+	}
+	return out
+}
+
+// checkReplicasIdentical asserts that every replica of every partition of topic holds the
+// same bytes up to the leader's high watermark, and returns the high watermarks.
+func (tc *testCluster) checkReplicasIdentical(topic string, partitions int32) map[int32]int64 {
+	tc.t.Helper()
+	hws := map[int32]int64{}
+	deadline := time.Now().Add(20 * time.Second)
+	for p := int32(0); p < partitions; p++ {
+		for {
+			var leader *partition
+			var reps []*partition
+			for i := range tc.nodes {
+				if tc.nodes[i] == nil || tc.nodes[i].srv == nil {
+					continue
+				}
+				if rp := tc.partitionOn(i, topic, p); rp != nil {
+					reps = append(reps, rp)
+					if rp.isLeader() && rp.repl.leader.Load() != nil {
+						leader = rp
+					}
+				}
+			}
+			if leader == nil {
+				if time.Now().After(deadline) {
+					tc.t.Fatalf("%s-%d: no leader", topic, p)
+				}
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			hw := leader.highWatermark()
+			want := logBytes(tc.t, leader.log, hw)
+			same := true
+			for _, rp := range reps {
+				if rp.log.LogEndOffset() < hw || !bytes.Equal(logBytes(tc.t, rp.log, hw), want) {
+					same = false
+				}
+			}
+			if same {
+				hws[p] = hw
+				break
+			}
+			if time.Now().After(deadline) {
+				tc.t.Fatalf("%s-%d: replicas differ below the high watermark %d", topic, p, hw)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return hws
+}
+
+// TestClusterReplicationAcksAll: three combined nodes; a topic with replication factor 3
+// created through a node that may not be the active controller; every node's Metadata shows
+// the same leaders, replicas and ISRs; an idempotent acks=all producer's records are on all
+// three replicas byte for byte and consumed back exactly; then the node leading partition 0
+// stops (controlled shutdown), leadership moves with a new leader epoch, and production and
+// consumption carry on with nothing acknowledged lost.
+func TestClusterReplicationAcksAll(t *testing.T) {
+	tc := startTestCluster(t, 3, nil)
+	const topic, parts = "rf3", int32(3)
+	adm := kadm.NewClient(newClient(t, tc.nodes[1].addr))
+	ctx := admCtx(t)
+	resp, err := adm.CreateTopic(ctx, parts, 3, nil, topic)
+	if err != nil || resp.Err != nil {
+		t.Fatalf("create: %v %v", err, resp.Err)
+	}
+	// Every node's metadata agrees: 3 replicas, ISR of 3, a leader.
+	var leader0 int32 = -1
+	for i := range tc.nodes {
+		md, err := kadm.NewClient(newClient(t, tc.nodes[i].addr)).Metadata(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(md.Brokers) != 3 {
+			t.Fatalf("node %d: %d brokers", i+1, len(md.Brokers))
+		}
+		for _, p := range md.Topics[topic].Partitions {
+			if len(p.Replicas) != 3 || len(p.ISR) != 3 || p.Leader < 1 || p.Err != nil {
+				t.Fatalf("node %d partition %d: %+v", i+1, p.Partition, p)
+			}
+			if p.Partition == 0 {
+				if leader0 >= 0 && leader0 != p.Leader {
+					t.Fatalf("nodes disagree on the leader of partition 0: %d vs %d", leader0, p.Leader)
+				}
+				leader0 = p.Leader
+			}
+		}
+	}
+
+	produce := func(from, to int) {
+		cl := newClient(t, tc.addrs()[0], kgo.SeedBrokers(tc.addrs()...), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
+		recs := make([]*kgo.Record, 0, to-from)
+		for i := from; i < to; i++ {
+			recs = append(recs, &kgo.Record{Key: []byte(strconv.Itoa(i % 17)), Value: []byte(fmt.Sprintf("v-%05d", i))})
+		}
+		if err := cl.ProduceSync(admCtx(t), recs...).FirstErr(); err != nil {
+			t.Fatalf("produce %d..%d: %v", from, to, err)
+		}
+		cl.Close()
+	}
+	consume := func(n int) []string {
+		cl := newClient(t, tc.addrs()[0], kgo.SeedBrokers(tc.addrs()...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		defer cl.Close()
+		var got []string
+		ctx := admCtx(t)
+		for len(got) < n {
+			fs := cl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("consumed %d of %d", len(got), n)
+			}
+			fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+		}
+		sort.Strings(got)
+		return got
+	}
+	want := func(n int) []string {
+		var out []string
+		for i := 0; i < n; i++ {
+			out = append(out, fmt.Sprintf("v-%05d", i))
+		}
+		return out
+	}
+	produce(0, 3000)
+	if got := consume(3000); fmt.Sprint(got) != fmt.Sprint(want(3000)) {
+		t.Fatalf("consumed %d records, not the 3000 produced", len(got))
+	}
+	hws := tc.checkReplicasIdentical(topic, parts)
+	total := int64(0)
+	for _, hw := range hws {
+		total += hw
+	}
+	if total < 3000 {
+		t.Fatalf("high watermarks %v sum below 3000", hws)
+	}
+
+	// The leader of partition 0 stops; leadership moves (epoch 1+) to another ISR member.
+	tc.nodes[leader0-1].stop()
+	live := tc.nodes[leader0%3]
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		p := live.b.topics.partition(topic, 0)
+		img := live.b.cluster.ctl.Image()
+		ps, _ := img.Partition(topic, 0)
+		if p != nil && ps.Leader != leader0 && ps.Leader != controller.NoLeader && ps.LeaderEpoch >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leadership of partition 0 did not move from %d: %+v", leader0, ps)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	produce(3000, 4000)
+	if got := consume(4000); fmt.Sprint(got) != fmt.Sprint(want(4000)) {
+		t.Fatalf("after the leader stopped: consumed %d records, not the 4000 produced", len(got))
+	}
+	_ = context.Background
+}
+
+// TestClusterMinInsyncReplicas: with min.insync.replicas=2 and two of three replicas down,
+// acks=all produces fail with NOT_ENOUGH_REPLICAS (acks=1 still works); when the replicas
+// return they catch up, rejoin the ISR, acks=all works again, and every record acknowledged
+// before, during and after is there.
+func TestClusterMinInsyncReplicas(t *testing.T) {
+	tc := startTestCluster(t, 3, nil)
+	const topic = "min-isr"
+	adm := kadm.NewClient(newClient(t, tc.nodes[0].addr))
+	resp, err := adm.CreateTopic(admCtx(t), 1, 3, map[string]*string{"min.insync.replicas": kadm.StringPtr("2")}, topic)
+	if err != nil || resp.Err != nil {
+		t.Fatalf("create: %v %v", err, resp.Err)
+	}
+	ps, _ := tc.nodes[0].b.cluster.ctl.Image().Partition(topic, 0)
+	leader := int(ps.Leader - 1)
+	produce := func(acks kgo.Acks, vals ...string) error {
+		cl := newClient(t, tc.nodes[leader].addr, kgo.SeedBrokers(tc.addrs()...), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(acks),
+			kgo.DisableIdempotentWrite(), kgo.RecordRetries(2), kgo.RecordDeliveryTimeout(5*time.Second))
+		defer cl.Close()
+		var recs []*kgo.Record
+		for _, v := range vals {
+			recs = append(recs, &kgo.Record{Value: []byte(v)})
+		}
+		return cl.ProduceSync(admCtx(t), recs...).FirstErr()
+	}
+	if err := produce(kgo.AllISRAcks(), "a", "b"); err != nil {
+		t.Fatal(err)
+	}
+	// Stop the two followers: the ISR shrinks to the leader.
+	var down []int
+	for i := range tc.nodes {
+		if i != leader {
+			tc.nodes[i].stop()
+			down = append(down, i)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for tc.partitionOn(leader, topic, 0).isrSize() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("ISR did not shrink to the leader: %v", tc.partitionOn(leader, topic, 0).repl.leader.Load().ISR())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	err = produce(kgo.AllISRAcks(), "refused")
+	if !errors.Is(err, kerr.NotEnoughReplicas) && !errors.Is(err, kerr.NotEnoughReplicasAfterAppend) {
+		t.Fatalf("acks=all with an ISR of 1: %v, want NOT_ENOUGH_REPLICAS", err)
+	}
+	if err := produce(kgo.LeaderAck(), "c"); err != nil {
+		t.Fatalf("acks=1 with an ISR of 1: %v", err)
+	}
+	for _, i := range down {
+		tc.start(i)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for tc.partitionOn(leader, topic, 0).isrSize() != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("replicas did not rejoin the ISR")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := produce(kgo.AllISRAcks(), "d"); err != nil {
+		t.Fatalf("acks=all after the replicas returned: %v", err)
+	}
+	got := consumeAll(t, tc.nodes[leader].addr, topic, false)
+	if strings.Join(got, ",") != "a,b,c,d" {
+		t.Fatalf("records: %v, want a,b,c,d", got)
+	}
+	tc.checkReplicasIdentical(topic, 1)
+}
