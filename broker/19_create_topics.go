@@ -128,7 +128,10 @@ func (b *Broker) createOneCluster(rt *kmsg.CreateTopicsRequestTopic, validateOnl
 	if len(configs) == 0 {
 		configs = nil
 	}
-	if partitions == -1 && assignments == nil {
+	switch {
+	case assignments != nil:
+		partitions = int32(len(assignments))
+	case partitions == -1:
 		partitions = b.cfg.NumPartitions
 	}
 	t, code, msg := b.topics.createRF(rt.Topic, partitions, rf, assignments, configs, validateOnly)

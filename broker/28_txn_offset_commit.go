@@ -16,7 +16,10 @@ import (
 func init() {
 	register(kmsg.TxnOffsetCommit, 0, 4, true, func(b *Broker, h *reqHeader, req *kmsg.TxnOffsetCommitRequest) kmsg.Response {
 		code := b.groups.Ensure()
-		if code == 0 {
+		// In cluster mode the transactional id's coordinator may be another node: then the
+		// commit is taken unverified (as produce batches are, see verifyTxnProduceLocked).
+		verify := b.cluster == nil || b.txn.Owns(b.txn.PartitionFor(req.TransactionalID))
+		if code == 0 && verify {
 			tp := txn.TopicPartition{Topic: coordinator.OffsetsTopic, Partition: b.groups.PartitionFor(req.Group)}
 			code = b.txn.VerifyPartition(req.TransactionalID, req.ProducerID, req.ProducerEpoch, tp)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spate-broker/spate/controller"
+	"github.com/spate-broker/spate/coordinator/txn"
 )
 
 // leaderOf returns the active controller's id when err says this node's is not.
@@ -305,5 +306,51 @@ func (c *cluster) allocateProducerIDs() (first, size int64, err error) {
 			return 0, 0, &controller.Error{Code: out.ErrorCode, Message: "producer ids refused"}
 		}
 		return out.ProducerIDStart, int64(out.ProducerIDLen), nil
+	}
+}
+
+// sendMarkers asks a partition leader on another node to write transaction markers
+// (WriteTxnMarkers), filling codes[idx[i]] with each partition's answer; a failed request
+// answers every partition with NOT_LEADER_OR_FOLLOWER, which the coordinator retries.
+func (c *cluster) sendMarkers(leader int32, pid int64, epoch int16, commit bool, coordinatorEpoch int32, parts []txn.TopicPartition, idx []int, codes []int16) {
+	req := kmsg.NewPtrWriteTxnMarkersRequest()
+	req.SetVersion(1)
+	m := kmsg.NewWriteTxnMarkersRequestMarker()
+	m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch = pid, epoch, commit, coordinatorEpoch
+	byTopic := map[string]int{}
+	for _, i := range idx {
+		tp := parts[i]
+		j, ok := byTopic[tp.Topic]
+		if !ok {
+			j = len(m.Topics)
+			byTopic[tp.Topic] = j
+			mt := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
+			mt.Topic = tp.Topic
+			m.Topics = append(m.Topics, mt)
+		}
+		m.Topics[j].Partitions = append(m.Topics[j].Partitions, tp.Partition)
+	}
+	req.Markers = append(req.Markers, m)
+	for _, i := range idx {
+		codes[i] = errNotLeaderOrFollower
+	}
+	ctx, cancel := c.ctx()
+	defer cancel()
+	r, err := c.fwd.request(ctx, leader, req)
+	if err != nil {
+		c.b.log.Debug("write markers", "leader", leader, "err", err)
+		return
+	}
+	resp := r.(*kmsg.WriteTxnMarkersResponse)
+	for _, rm := range resp.Markers {
+		for _, rt := range rm.Topics {
+			for _, rp := range rt.Partitions {
+				for _, i := range idx {
+					if parts[i].Topic == rt.Topic && parts[i].Partition == rp.Partition {
+						codes[i] = rp.ErrorCode
+					}
+				}
+			}
+		}
 	}
 }

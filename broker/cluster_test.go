@@ -8,12 +8,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spate-broker/spate/controller"
 	"github.com/spate-broker/spate/logstore"
@@ -278,16 +280,34 @@ func TestClusterReplicationAcksAll(t *testing.T) {
 // TestClusterMinInsyncReplicas: with min.insync.replicas=2 and two of three replicas down,
 // acks=all produces fail with NOT_ENOUGH_REPLICAS (acks=1 still works); when the replicas
 // return they catch up, rejoin the ISR, acks=all works again, and every record acknowledged
-// before, during and after is there.
+// before, during and after is there. Five nodes, the partition on three of them, so that the
+// controller quorum (3 of 5) survives the two replicas going down.
 func TestClusterMinInsyncReplicas(t *testing.T) {
-	tc := startTestCluster(t, 3, nil)
+	tc := startTestCluster(t, 5, nil)
 	const topic = "min-isr"
-	adm := kadm.NewClient(newClient(t, tc.nodes[0].addr))
-	resp, err := adm.CreateTopic(admCtx(t), 1, 3, map[string]*string{"min.insync.replicas": kadm.StringPtr("2")}, topic)
-	if err != nil || resp.Err != nil {
-		t.Fatalf("create: %v %v", err, resp.Err)
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.SetVersion(5)
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, -1, -1
+	ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+	ra.Partition, ra.Replicas = 0, []int32{1, 2, 3}
+	rt.ReplicaAssignment = append(rt.ReplicaAssignment, ra)
+	mv := "2"
+	rt.Configs = append(rt.Configs, kmsg.CreateTopicsRequestTopicConfig{Name: "min.insync.replicas", Value: &mv})
+	req.Topics = append(req.Topics, rt)
+	if r := admRaw[*kmsg.CreateTopicsResponse](t, tc.nodes[4].addr, req); r.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create: %d", r.Topics[0].ErrorCode)
 	}
-	ps, _ := tc.nodes[0].b.cluster.ctl.Image().Partition(topic, 0)
+	var ps controller.PartitionState
+	deadline0 := time.Now().Add(10 * time.Second)
+	for {
+		var ok bool
+		ps, ok = tc.nodes[0].b.cluster.ctl.Image().Partition(topic, 0)
+		if ok && tc.partitionOn(int(ps.Leader-1), topic, 0) != nil || time.Now().After(deadline0) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	leader := int(ps.Leader - 1)
 	produce := func(acks kgo.Acks, vals ...string) error {
 		cl := newClient(t, tc.nodes[leader].addr, kgo.SeedBrokers(tc.addrs()...), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(acks),
@@ -304,8 +324,8 @@ func TestClusterMinInsyncReplicas(t *testing.T) {
 	}
 	// Stop the two followers: the ISR shrinks to the leader.
 	var down []int
-	for i := range tc.nodes {
-		if i != leader {
+	for _, r := range ps.Replicas {
+		if i := int(r - 1); i != leader {
 			tc.nodes[i].stop()
 			down = append(down, i)
 		}
@@ -317,7 +337,7 @@ func TestClusterMinInsyncReplicas(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	err = produce(kgo.AllISRAcks(), "refused")
+	err := produce(kgo.AllISRAcks(), "refused")
 	if !errors.Is(err, kerr.NotEnoughReplicas) && !errors.Is(err, kerr.NotEnoughReplicasAfterAppend) {
 		t.Fatalf("acks=all with an ISR of 1: %v, want NOT_ENOUGH_REPLICAS", err)
 	}
@@ -342,4 +362,194 @@ func TestClusterMinInsyncReplicas(t *testing.T) {
 		t.Fatalf("records: %v, want a,b,c,d", got)
 	}
 	tc.checkReplicasIdentical(topic, 1)
+}
+
+// TestClusterPreferredLeaderElection: the preferred leader of a partition stops (its
+// leadership moves) and comes back; ElectLeaders (preferred), sent to a node that need not
+// be the active controller, puts leadership back on it with a new leader epoch; asking again
+// is ELECTION_NOT_NEEDED.
+func TestClusterPreferredLeaderElection(t *testing.T) {
+	tc := startTestCluster(t, 3, func(i int, c *Config) {})
+	const topic = "prefer"
+	adm := kadm.NewClient(newClient(t, tc.nodes[2].addr))
+	if resp, err := adm.CreateTopic(admCtx(t), 1, 3, nil, topic); err != nil || resp.Err != nil {
+		t.Fatalf("create: %v %v", err, resp.Err)
+	}
+	ps, _ := tc.nodes[0].b.cluster.ctl.Image().Partition(topic, 0)
+	preferred := ps.Replicas[0]
+	tc.nodes[preferred-1].stop()
+	other := tc.nodes[preferred%3]
+	waitFor := func(what string, cond func(controller.PartitionState) bool) controller.PartitionState {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			st, _ := other.b.cluster.ctl.Image().Partition(topic, 0)
+			if cond(st) {
+				return st
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %+v", what, st)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	moved := waitFor("leadership moves away", func(st controller.PartitionState) bool { return st.Leader != preferred && st.Leader > 0 })
+	tc.start(int(preferred - 1))
+	waitFor("the preferred replica rejoins the ISR", func(st controller.PartitionState) bool { return len(st.ISR) == 3 })
+	adm = kadm.NewClient(newClient(t, other.addr))
+	res, err := adm.ElectLeaders(admCtx(t), kadm.ElectPreferredReplica, kadm.TopicsSet{topic: {0: {}}})
+	if err != nil || res[topic][0].Err != nil {
+		t.Fatalf("elect: %v %+v", err, res)
+	}
+	back := waitFor("leadership returns", func(st controller.PartitionState) bool { return st.Leader == preferred })
+	if back.LeaderEpoch <= moved.LeaderEpoch {
+		t.Fatalf("leader epoch %d after the election, %d before", back.LeaderEpoch, moved.LeaderEpoch)
+	}
+	res, err = adm.ElectLeaders(admCtx(t), kadm.ElectPreferredReplica, kadm.TopicsSet{topic: {0: {}}})
+	if err != nil || !errors.Is(res[topic][0].Err, kerr.ElectionNotNeeded) {
+		t.Fatalf("second election: %v %+v, want ELECTION_NOT_NEEDED", err, res)
+	}
+}
+
+// TestClusterGroupSurvivesCoordinatorMove: a consumer group commits its offsets; the node
+// coordinating it (leader of its __consumer_offsets partition) stops; the coordinator moves
+// with the partition's leadership, serves the committed offsets, and a new member of the
+// group reads exactly the records produced after the commit.
+func TestClusterGroupSurvivesCoordinatorMove(t *testing.T) {
+	tc := startTestCluster(t, 3, nil)
+	const topic, group = "grouped", "cluster-group"
+	adm := kadm.NewClient(newClient(t, tc.nodes[0].addr, kgo.SeedBrokers(tc.addrs()...)))
+	if resp, err := adm.CreateTopic(admCtx(t), 3, 3, nil, topic); err != nil || resp.Err != nil {
+		t.Fatalf("create: %v %v", err, resp.Err)
+	}
+	produce := func(prefix string, n int) {
+		cl := newClient(t, tc.addrs()[0], kgo.SeedBrokers(tc.addrs()...), kgo.DefaultProduceTopic(topic))
+		defer cl.Close()
+		var recs []*kgo.Record
+		for i := 0; i < n; i++ {
+			recs = append(recs, &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: []byte(fmt.Sprintf("%s-%03d", prefix, i))})
+		}
+		if err := cl.ProduceSync(admCtx(t), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consume := func(n int) []string {
+		cl := newClient(t, tc.addrs()[0], kgo.SeedBrokers(tc.addrs()...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+			kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		defer cl.Close()
+		var got []string
+		ctx := admCtx(t)
+		for len(got) < n {
+			fs := cl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("group consumed %d of %d", len(got), n)
+			}
+			fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+		}
+		if err := cl.CommitUncommittedOffsets(admCtx(t)); err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+		sort.Strings(got)
+		return got
+	}
+	produce("first", 150)
+	if got := consume(150); len(got) != 150 || got[0] != "first-000" || got[149] != "first-149" {
+		t.Fatalf("first read: %d records", len(got))
+	}
+	committed, err := adm.FetchOffsets(admCtx(t), group)
+	if err != nil || committed.Error() != nil {
+		t.Fatalf("fetch offsets: %v %v", err, committed.Error())
+	}
+	// The coordinator: leader of the group's partition of __consumer_offsets.
+	coord := tc.nodes[0].b.cluster
+	p := coord.b.groups.PartitionFor(group)
+	ps, _ := coord.ctl.Image().Partition("__consumer_offsets", p)
+	t.Logf("coordinator of %s is node %d (partition %d)", group, ps.Leader, p)
+	tc.nodes[ps.Leader-1].stop()
+
+	// A new admin client (one that cached the old coordinator keeps dialing it).
+	adm = kadm.NewClient(newClient(t, tc.addrs()[0], kgo.SeedBrokers(tc.addrs()...)))
+	var after kadm.OffsetResponses
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		after, err = adm.FetchOffsets(admCtx(t), group)
+		if err == nil && after.Error() == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			live := tc.nodes[ps.Leader%3]
+			fc := kmsg.NewPtrFindCoordinatorRequest()
+			fc.SetVersion(3)
+			fc.CoordinatorKey = group
+			fr := admRaw[*kmsg.FindCoordinatorResponse](t, live.addr, fc)
+			st, _ := live.b.cluster.ctl.Image().Partition("__consumer_offsets", p)
+			t.Fatalf("offsets not served after the coordinator moved: %v %v; FindCoordinator on node %d: %+v; partition %+v", err, after.Error(), live.b.cfg.NodeID, fr, st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	committed.Each(func(o kadm.OffsetResponse) {
+		a, ok := after.Lookup(o.Topic, o.Partition)
+		if !ok || a.At != o.At {
+			t.Fatalf("%s-%d: committed %d, after the move %+v", o.Topic, o.Partition, o.At, a)
+		}
+	})
+	produce("second", 90)
+	got := consume(90)
+	for i, v := range got {
+		if want := fmt.Sprintf("second-%03d", i); v != want {
+			t.Fatalf("after the move the group read %v (want exactly the 90 new records)", got)
+		}
+	}
+}
+
+// TestClusterTransactionsExactlyOnce: GroupTransactSession members consume, transform and
+// produce in transactions on a three-node cluster (topics with replication factor 3, the
+// transaction and group coordinators and the partitions spread over the nodes, markers sent
+// between them); the output read with read_committed holds every input record exactly once.
+func TestClusterTransactionsExactlyOnce(t *testing.T) {
+	tc := startTestCluster(t, 3, nil)
+	adm := kadm.NewClient(newClient(t, tc.nodes[0].addr, kgo.SeedBrokers(tc.addrs()...)))
+	for _, name := range []string{"eos-in", "eos-out"} {
+		if resp, err := adm.CreateTopic(admCtx(t), 3, 3, nil, name); err != nil || resp.Err != nil {
+			t.Fatalf("create %s: %v %v", name, err, resp.Err)
+		}
+	}
+	const n = 600
+	prod := newClient(t, tc.addrs()[0], kgo.SeedBrokers(tc.addrs()...), kgo.DefaultProduceTopic("eos-in"))
+	var recs []*kgo.Record
+	for i := 0; i < n; i++ {
+		recs = append(recs, &kgo.Record{Key: []byte(strconv.Itoa(i % 13)), Value: []byte(fmt.Sprintf("in-%d", i))})
+	}
+	if err := prod.ProduceSync(admCtx(t), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go eosMember(t, tc.nodes[i].addr, fmt.Sprintf("cluster-eos-%d", i), stop, &wg)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	var got []string
+	for {
+		got = consumeAll(t, tc.nodes[2].addr, "eos-out", true)
+		if len(got) >= n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	got = consumeAll(t, tc.nodes[2].addr, "eos-out", true)
+	counts := map[string]int{}
+	for _, v := range got {
+		counts[v]++
+	}
+	for i := 0; i < n; i++ {
+		if c := counts[fmt.Sprintf("out:in-%d", i)]; c != 1 {
+			t.Fatalf("out:in-%d appears %d times (%d output records)", i, c, len(got))
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("%d output records, want %d", len(got), n)
+	}
 }

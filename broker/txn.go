@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/spate-broker/spate/controller"
 	"github.com/spate-broker/spate/coordinator"
 	"github.com/spate-broker/spate/coordinator/txn"
 	"github.com/spate-broker/spate/logstore"
@@ -65,13 +66,29 @@ func (h txnHost) NewProducerID() (int64, error) { return h.b.pids.allocate() }
 
 func (h txnHost) WriteMarkers(producerID int64, epoch int16, commit bool, coordinatorEpoch int32, parts []txn.TopicPartition) []int16 {
 	codes := make([]int16, len(parts))
+	remote := map[int32][]int{} // cluster mode: leader -> indexes of its partitions
 	for i, tp := range parts {
 		p := h.b.topics.partition(tp.Topic, tp.Partition)
+		if c := h.b.cluster; c != nil && (p == nil || !p.isLeader()) {
+			ps, ok := c.ctl.Image().Partition(tp.Topic, tp.Partition)
+			switch {
+			case !ok:
+				codes[i] = errUnknownTopicOrPartition
+			case ps.Leader == controller.NoLeader || ps.Leader == c.self:
+				codes[i] = errNotLeaderOrFollower // retried by the coordinator
+			default:
+				remote[ps.Leader] = append(remote[ps.Leader], i)
+			}
+			continue
+		}
 		if p == nil {
 			codes[i] = errUnknownTopicOrPartition
 			continue
 		}
 		codes[i] = p.writeMarker(producerID, epoch, commit, coordinatorEpoch)
+	}
+	for leader, idx := range remote {
+		h.b.cluster.sendMarkers(leader, producerID, epoch, commit, coordinatorEpoch, parts, idx, codes)
 	}
 	return codes
 }
@@ -126,13 +143,25 @@ func (b *Broker) appendInternal(topic string, partition int32, batch []byte) err
 }
 
 // verifyTxnProduceLocked checks a transactional batch against its transaction (the caller
-// holds p.mu, so a marker cannot slip between the check and the append).
+// holds p.mu, so a marker cannot slip between the check and the append). A transaction
+// already ongoing on the partition at this epoch needs no check. In cluster mode, when the
+// transactional id's coordinator is on another node, the batch is taken unverified — Kafka's
+// behaviour with transaction.partition.verification.enable=false (KIP-890's verification
+// round trip would block the event loop here).
 func (b *Broker) verifyTxnProduceLocked(st *produceState, p *partition, h *logstore.BatchHeader) int16 {
 	if !st.txn || h.ProducerID < 0 {
 		return errTransactionalIDAuthFailed
 	}
 	if b.txn == nil {
 		return errNotCoordinator
+	}
+	if _, ongoing := p.txns[h.ProducerID]; ongoing {
+		if st := p.producers[h.ProducerID]; st != nil && st.Epoch == h.ProducerEpoch {
+			return 0
+		}
+	}
+	if b.cluster != nil && !b.txn.Owns(b.txn.PartitionFor(string(st.txnID))) {
+		return 0
 	}
 	code := b.txn.VerifyPartition(string(st.txnID), h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: p.tp.Topic, Partition: p.tp.Partition})
 	return txn.ProduceErrorCode(code)
