@@ -5,10 +5,11 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 10s
 PKGS        := ./...
 
-.PHONY: help run deps test test-short lint fuzz fuzz-smoke bench chaos
+.PHONY: help run deps test test-short lint fuzz fuzz-smoke bench chaos cluster cluster-stop
 
 help:
 	@echo "make run         single-node broker on 127.0.0.1:9092, data in ./data"
+	@echo "make cluster     three nodes (controller+broker each) on 127.0.0.1:19092,29092,39092 in the background; make cluster-stop"
 	@echo "make test        everything CI runs: lint, race tests, fuzz and crash smokes"
 	@echo "make lint        gofmt, go vet, staticcheck"
 	@echo "make bench       storage benchmarks with -benchmem (see README)"
@@ -22,6 +23,22 @@ run: bin/spate
 
 bin/spate: $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 	CGO_ENABLED=0 $(GO) build -o bin/spate ./cmd/spate
+
+# A three-node cluster on this machine for trying it out: node N listens for Kafka clients on
+# 127.0.0.1:N9092, for Raft on 127.0.0.1:N9093, serves /metrics on 127.0.0.1:N9644, keeps its
+# data in data-cluster/N and logs to data-cluster/N.log.
+CLUSTER_VOTERS := 1@127.0.0.1:19093,2@127.0.0.1:29093,3@127.0.0.1:39093
+cluster: bin/spate
+	@for i in 1 2 3; do \
+	  mkdir -p data-cluster/$$i; \
+	  ./bin/spate -node-id $$i -listen 127.0.0.1:$${i}9092 -admin 127.0.0.1:$${i}9644 -data-dir data-cluster/$$i \
+	    -controller-quorum-voters $(CLUSTER_VOTERS) -default-replication-factor 3 >data-cluster/$$i.log 2>&1 & \
+	  echo $$! >data-cluster/$$i.pid; \
+	done
+	@echo "cluster started: bootstrap servers 127.0.0.1:19092,127.0.0.1:29092,127.0.0.1:39092 (logs: data-cluster/N.log; stop: make cluster-stop)"
+
+cluster-stop:
+	@for i in 1 2 3; do [ -f data-cluster/$$i.pid ] && kill $$(cat data-cluster/$$i.pid) 2>/dev/null; rm -f data-cluster/$$i.pid; done; true
 
 # Tools the tests drive besides Go clients: kcat (librdkafka's CLI) from Debian's packages.
 deps:
