@@ -365,6 +365,10 @@ func (l *Log) rollLocked(base Offset, now int64) error {
 		}
 	}
 	l.segments = append(l.segments, ns)
+	if size := old.size.Load(); size > old.released {
+		l.pf.release(old.mf, old.released, size) // sealed: read through the file from now on
+		old.released = size
+	}
 	return nil
 }
 
@@ -393,8 +397,19 @@ func (l *Log) ensureRoomLocked(s *segment, end int64) error {
 		return err
 	}
 	l.pf.populate(s.mf, max(mapped, end), target)
+	if behind := end - releaseLagBytes; behind-s.released >= releaseStepBytes {
+		l.pf.release(s.mf, s.released, behind)
+		s.released = behind
+	}
 	return nil
 }
+
+// The appender's mapping keeps releaseLagBytes behind the cursor resident and gives the rest
+// back (prefaulter.release) in steps of releaseStepBytes.
+const (
+	releaseLagBytes  = 4 << 20
+	releaseStepBytes = 8 << 20
+)
 
 // indexBatchLocked adds the index entries due for the batch written at pos.
 func (l *Log) indexBatchLocked(s *segment, pos, size int64, last Offset, maxTs int64) error {

@@ -19,6 +19,7 @@ type prefaulter struct {
 type prefaultReq struct {
 	mf       *mmfile.File
 	from, to int64
+	release  bool // drop the range from the resident set instead (mmfile.Release)
 }
 
 func newPrefaulter() *prefaulter {
@@ -27,6 +28,17 @@ func newPrefaulter() *prefaulter {
 
 // populate queues [from, to) of mf for prefaulting. Called by the appender.
 func (p *prefaulter) populate(mf *mmfile.File, from, to int64) {
+	p.queue(prefaultReq{mf: mf, from: from, to: to})
+}
+
+// release queues [from, to) of mf to leave the process's resident set: bytes behind the
+// append cursor are served from the page cache by sendfile, not through the mapping, so the
+// mapping need not keep them (the broker's RSS stays near its heap, not its data).
+func (p *prefaulter) release(mf *mmfile.File, from, to int64) {
+	p.queue(prefaultReq{mf: mf, from: from, to: to, release: true})
+}
+
+func (p *prefaulter) queue(r prefaultReq) {
 	p.once.Do(func() { go p.run() })
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -34,7 +46,7 @@ func (p *prefaulter) populate(mf *mmfile.File, from, to int64) {
 		return
 	}
 	select {
-	case p.ch <- prefaultReq{mf, from, to}:
+	case p.ch <- r:
 	default:
 	}
 }
@@ -42,7 +54,11 @@ func (p *prefaulter) populate(mf *mmfile.File, from, to int64) {
 // run populates queued ranges; mmfile.Populate is safe against concurrent Shrink and Close.
 func (p *prefaulter) run() {
 	for r := range p.ch {
-		r.mf.Populate(r.from, r.to)
+		if r.release {
+			r.mf.Release(r.from, r.to)
+		} else {
+			r.mf.Populate(r.from, r.to)
+		}
 	}
 }
 

@@ -40,8 +40,11 @@ type segment struct {
 	loadMu sync.Mutex // guards lazy loading of a sealed segment (mf, oidx, tidx)
 	loaded atomic.Bool
 	mf     *mmfile.File
-	oidx   *index.OffsetIndex
-	tidx   *index.TimeIndex
+	// released: the mapping below this position was given back to the kernel
+	// (prefaulter.release); guarded by the log's appendMu.
+	released int64
+	oidx     *index.OffsetIndex
+	tidx     *index.TimeIndex
 
 	// size is the number of valid bytes. Invariant: [0, size) holds whole, valid batches;
 	// it is stored only after those bytes are written, so readers never see a partial batch.

@@ -192,6 +192,24 @@ func (m *File) Populate(from, to int64) {
 	_ = unix.Madvise(b, unix.MADV_POPULATE_WRITE)
 }
 
+// Release drops this process's mapping of the whole pages in [from, to) (MADV_DONTNEED):
+// the pages stay in the page cache — dirty ones are still written back, since the mapping is
+// shared — so the data is unchanged and the next access maps the page again; what goes is
+// the process's resident set. Used behind the append cursor, whose bytes are read through
+// the file (sendfile) rather than the mapping. Safe from any goroutine while the range stays
+// mapped; errors are ignored (it is only a hint).
+func (m *File) Release(from, to int64) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	to = min(to, m.mapped.Load()) &^ (PageSize - 1)
+	from = roundUp(from)
+	if to <= from || m.base == nil {
+		return
+	}
+	b := unsafe.Slice((*byte)(unsafe.Add(m.base, from)), to-from)
+	_ = unix.Madvise(b, unix.MADV_DONTNEED)
+}
+
 // Sync writes the file's dirty pages and size to stable storage.
 func (m *File) Sync() error {
 	if err := unix.Fdatasync(int(m.f.Fd())); err != nil {
