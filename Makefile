@@ -17,6 +17,7 @@ help:
 	@echo "make chaos       long crash/kill suites"
 	@echo "make perf        S1-S4 against Spate and kfake, 3 alternating runs each, ratio table (perf/README.md)"
 	@echo "make perf-quick  the same at tiny sizes, one run: a smoke test of the harness"
+	@echo "make perf-cluster S1 on a local three-node cluster, replication factor 1 vs 3 (RUNS=3)"
 
 run: bin/spate
 	./bin/spate -data-dir data
@@ -71,9 +72,14 @@ chaos:
 
 # perf/ (issue 4): Spate vs kfake, results in perf/results/<time>/. PERFFLAGS: e.g. -runs 5, -scenarios s1,s3.
 PERFFLAGS ?= -profile
-.PHONY: perf perf-quick
+.PHONY: perf perf-quick perf-cluster
+RUNS ?= 3
 perf:
 	$(GO) run ./perf/cmd/spate-perf $(PERFFLAGS)
 
 perf-quick:
 	$(GO) run ./perf/cmd/spate-perf -quick $(PERFFLAGS)
+
+# Replication cost: S1 on a local three-node cluster with replication factor 1 and 3.
+perf-cluster:
+	perf/scripts/cluster-rf.sh $(RUNS)

@@ -3,14 +3,41 @@ package broker
 // BrokerRegistration v0 (cluster mode, broker to controller): registers a broker with the
 // active controller, which answers with its broker epoch. NOT_CONTROLLER when this node's
 // controller is not the active one.
+//
+// A listener named "RAFT" (raftListenerName) is not a Kafka endpoint: it carries the
+// registering node's Raft address. The active controller, once the registration is written,
+// adds a node that is not yet a Raft server as a non-voter at that address, so that it
+// follows the metadata log (a broker-only node). A retry (same incarnation) gets the same
+// epoch and finds the node already a Raft server: both steps are idempotent. An error of the
+// second step is the answer's error; the broker registers again.
 
 import (
 	"context"
+	"net"
+	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spate-broker/spate/controller"
 )
+
+// raftListenerName names the registration listener that carries the node's Raft address.
+const raftListenerName = "RAFT"
+
+// raftListener is the registration listener for a Raft address host:port.
+func raftListener(addr string) (kmsg.BrokerRegistrationRequestListener, bool) {
+	l := kmsg.NewBrokerRegistrationRequestListener()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return l, false
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return l, false
+	}
+	l.Name, l.Host, l.Port = raftListenerName, host, uint16(p)
+	return l, true
+}
 
 func init() {
 	register(kmsg.BrokerRegistration, 0, 0, true, func(b *Broker, h *reqHeader, req *kmsg.BrokerRegistrationRequest) kmsg.Response {
@@ -24,12 +51,23 @@ func init() {
 			return resp
 		}
 		reg := controller.BrokerRegistration{ID: req.BrokerID, IncarnationID: req.IncarnationID, Rack: req.Rack}
+		raftAddr := ""
 		for _, l := range req.Listeners {
+			if l.Name == raftListenerName {
+				raftAddr = net.JoinHostPort(l.Host, strconv.Itoa(int(l.Port)))
+				continue
+			}
 			reg.Endpoints = append(reg.Endpoints, controller.Endpoint{Name: l.Name, Host: l.Host, Port: int32(l.Port), Protocol: "PLAINTEXT"})
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), b.cluster.opTimeout())
 		defer cancel()
 		epoch, err := b.cluster.ctl.RegisterBroker(ctx, reg)
+		if err == nil && raftAddr != "" {
+			if err = b.cluster.ensureRaftMember(ctx, req.BrokerID, raftAddr); err != nil {
+				b.log.Warn("adding a broker to the metadata quorum", "broker", req.BrokerID, "err", err)
+				epoch = -1
+			}
+		}
 		resp.ErrorCode, resp.BrokerEpoch = controller.ErrorCode(err), epoch
 		return resp
 	})

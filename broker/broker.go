@@ -20,6 +20,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -101,6 +103,12 @@ func New(cfg Config) (*Broker, error) {
 	b := &Broker{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), metrics: newMetrics()}
 	if cfg.ClusterID == "" && cfg.Cluster.enabled() {
 		cfg.ClusterID = cfg.Cluster.derivedClusterID() // every node of the quorum agrees
+		_, statErr := os.Stat(filepath.Join(cfg.DataDir, metaPropertiesFile))
+		if cfg.ClusterID == "" && statErr != nil {
+			// A new broker-only node that could not learn the cluster's id would make up
+			// one, and then never be let in.
+			return nil, fmt.Errorf("cluster: no cluster id from the bootstrap servers %v; give -cluster-id or start the controllers first", cfg.Cluster.ControllerBootstrap)
+		}
 	}
 	meta, err := loadMeta(cfg.DataDir, cfg.ClusterID, cfg.NodeID)
 	if err != nil {

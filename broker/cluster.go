@@ -1,9 +1,34 @@
 package broker
 
 // Cluster mode: the broker's metadata comes from the Raft controller (package controller)
-// instead of the local topics file. It is on when ClusterConfig.Voters is set. Every node
-// given here is both a controller (a Raft voter) and a broker ("combined" nodes, the
-// single-process default of KRaft); broker-only nodes are not wired yet.
+// instead of the local topics file. It is on when ClusterConfig.Voters or
+// ClusterConfig.ControllerBootstrap is set.
+//
+// # Roles
+//
+// Controllers are the Raft voters of the metadata log (3 or 5 in production); every broker
+// holds the metadata as a local, read-only view that follows the log. A node is:
+//   - combined (controller and broker; the single-node default is both): its NodeID is
+//     among the voters. Every node listed in ClusterConfig.Voters is one; the first one
+//     bootstraps the quorum with them once.
+//   - broker-only: its NodeID is not among the voters. It runs a controller.Controller too,
+//     as a Raft non-voter on its own Raft address (ClusterConfig.RaftAddr, required), with
+//     no bootstrap: it follows the log and applies Images like any node but never votes or
+//     leads. Before it has any metadata it reaches the active controller through
+//     ClusterConfig.ControllerBootstrap (Kafka addresses of controller nodes; forward.go).
+//     Its registration carries its Raft address (a listener named "RAFT"), and the active
+//     controller adds a registering node that is not yet a Raft server as a non-voter
+//     (62_broker_registration.go), so that the log starts flowing to it. Given no cluster id
+//     and no voters, it asks the bootstrap servers for the cluster id (DescribeCluster).
+//   - controller-only nodes (voters that are not brokers) are not supported: every voter
+//     registers as a broker.
+//
+// Changing the voters is an explicit operator action, by Kafka's KIP-853 APIs on any node
+// (forwarded to the active controller): AddRaftVoter promotes a node that already follows
+// the log (a non-voter, an "observer") to voter; RemoveRaftVoter removes a voter, and a
+// removed voter that is a registered broker stays as a non-voter, so its broker keeps
+// following the log. DescribeQuorum shows the voters, the observers (non-voters) and the
+// leader (80_add_raft_voter.go, 81_remove_raft_voter.go).
 //
 // What a node does in cluster mode:
 //   - starts its controller (Raft state in <data>/__cluster_metadata-0) and registers itself
@@ -13,8 +38,8 @@ package broker
 //     and their roles (leader or follower of a leader epoch), configs, deletions;
 //   - sends metadata writes (CreateTopics, DeleteTopics, CreatePartitions, configs, ISR
 //     changes, producer id blocks) to its controller; when that one is not the active
-//     controller, the request is forwarded over the Kafka protocol to the node that is
-//     (forward.go), which handles it as its own.
+//     controller (always so on a broker-only node), the request is forwarded over the Kafka
+//     protocol to the node that is (forward.go), which handles it as its own.
 //
 // Invariant: in cluster mode the topic views (topics.go) are written only by the image
 // applier, which holds topicManager.mu; admin handlers wait for the local Image to show
@@ -45,10 +70,19 @@ import (
 
 // ClusterConfig configures cluster mode. The zero value is single-node mode.
 type ClusterConfig struct {
-	// Voters are the controllers (every one also a broker here): id and Raft address.
+	// Voters are the initial controllers (Raft voters, every one also a broker): id and Raft
+	// address. A node whose NodeID is not among them is broker-only.
 	Voters []controller.Voter
-	// RaftAddr is this node's Raft listen address (its entry in Voters when empty).
+	// ControllerBootstrap are Kafka addresses (host:port) of controller nodes. A node uses
+	// them to reach the active controller while it does not know it or its endpoint (a
+	// broker-only node before it follows the metadata log); required for broker-only nodes.
+	ControllerBootstrap []string
+	// RaftAddr is this node's Raft listen address (default: its entry in Voters; required
+	// for a broker-only node).
 	RaftAddr string
+	// AdvertisedRaftAddr is the Raft address peers dial (default RaftAddr, which must then be
+	// a specific address); a broker-only node registers with it.
+	AdvertisedRaftAddr string
 	// SessionTimeout fences a broker that stops heartbeating (broker.session.timeout.ms).
 	SessionTimeout time.Duration
 	// ReplicaLagTimeMax drops a follower from the ISR (replica.lag.time.max.ms).
@@ -59,17 +93,63 @@ type ClusterConfig struct {
 	ControllerOpTimeout time.Duration
 }
 
-func (c ClusterConfig) enabled() bool { return len(c.Voters) > 0 }
+func (c ClusterConfig) enabled() bool { return len(c.Voters) > 0 || len(c.ControllerBootstrap) > 0 }
+
+// isVoterID reports whether id is among the configured voters.
+func (c ClusterConfig) isVoterID(id int32) bool {
+	return slices.ContainsFunc(c.Voters, func(v controller.Voter) bool { return v.ID == id })
+}
 
 // derivedClusterID is the cluster id of a quorum whose nodes were given none: a hash of the
 // voters, so that every node started with the same voters has the same id (Kafka makes the
-// operator format every node with one; a node with another id cannot register).
+// operator format every node with one; a node with another id cannot register). A node
+// given no voters (broker-only, with ControllerBootstrap) asks the bootstrap servers.
 func (c ClusterConfig) derivedClusterID() string {
+	if len(c.Voters) == 0 {
+		return c.discoverClusterID()
+	}
 	h := sha256.New()
 	for _, v := range c.Voters {
 		fmt.Fprintf(h, "%d@%s,", v.ID, v.Addr)
 	}
 	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
+}
+
+// discoverClusterID asks the bootstrap servers for the cluster id (DescribeCluster v0),
+// each in turn, until one answers or ControllerOpTimeout (default 30s) passes. It returns ""
+// when none answered: the data folder's id is then kept (a restart), or a fresh folder gets
+// a random one, which the controller refuses (INCONSISTENT_CLUSTER_ID, logged) — give such
+// a node -cluster-id when its controllers may be unreachable at its first start.
+func (c ClusterConfig) discoverClusterID() string {
+	d := c.ControllerOpTimeout
+	if d <= 0 {
+		d = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	for {
+		for _, addr := range c.ControllerBootstrap {
+			req := kmsg.NewPtrDescribeClusterRequest()
+			req.SetVersion(0)
+			fc := &fwdConn{addr: addr}
+			rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+			r, err := fc.roundTrip(rctx, req, 1)
+			rcancel()
+			if fc.conn != nil {
+				fc.conn.Close()
+			}
+			if err == nil {
+				if resp := r.(*kmsg.DescribeClusterResponse); resp.ErrorCode == 0 && resp.ClusterID != "" {
+					return resp.ClusterID
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // cluster is a broker's cluster-mode state.
@@ -78,6 +158,8 @@ type cluster struct {
 	ctl  *controller.Controller
 	fwd  *forwarder
 	self int32
+	// raftAddr is this node's advertised Raft address (sent with its registration).
+	raftAddr string
 
 	epoch   atomic.Int64 // broker epoch from registration; 0 before
 	fenced  atomic.Bool
@@ -97,14 +179,24 @@ func (b *Broker) startCluster() error {
 			raftAddr = v.Addr
 		}
 	}
+	if !cc.isVoterID(b.cfg.NodeID) {
+		// Broker-only: a Raft non-voter that the active controller adds when it registers.
+		if raftAddr == "" {
+			return fmt.Errorf("cluster: node %d is broker-only (not among the voters) and needs its own raft address (-controller-listen)", b.cfg.NodeID)
+		}
+		if len(cc.ControllerBootstrap) == 0 {
+			return fmt.Errorf("cluster: node %d is broker-only (not among the voters) and needs controller bootstrap servers (-controller-bootstrap-servers)", b.cfg.NodeID)
+		}
+	}
 	if raftAddr == "" {
-		return fmt.Errorf("cluster: node %d is not among the voters and has no raft address", b.cfg.NodeID)
+		return fmt.Errorf("cluster: node %d has no raft address", b.cfg.NodeID)
 	}
 	rt := cc.RaftTimeout
 	ctl, err := controller.New(controller.Config{
 		NodeID:                   b.cfg.NodeID,
 		Dir:                      filepath.Join(b.cfg.DataDir, "__cluster_metadata-0"),
 		RaftAddr:                 raftAddr,
+		AdvertisedRaftAddr:       cc.AdvertisedRaftAddr,
 		BootstrapVoters:          cc.Voters,
 		SessionTimeout:           cc.SessionTimeout,
 		DefaultNumPartitions:     b.cfg.NumPartitions,
@@ -117,7 +209,10 @@ func (b *Broker) startCluster() error {
 	if err != nil {
 		return fmt.Errorf("controller: %w", err)
 	}
-	c := &cluster{b: b, ctl: ctl, self: b.cfg.NodeID, stop: make(chan struct{}), isrKick: make(chan struct{}, 1)}
+	if cc.AdvertisedRaftAddr != "" {
+		raftAddr = cc.AdvertisedRaftAddr
+	}
+	c := &cluster{b: b, ctl: ctl, self: b.cfg.NodeID, raftAddr: raftAddr, stop: make(chan struct{}), isrKick: make(chan struct{}, 1)}
 	c.fwd = newForwarder(c)
 	b.cluster = c
 	c.wg.Add(3)
@@ -202,6 +297,9 @@ func (c *cluster) heartbeatLoop() {
 		if c.epoch.Load() == 0 {
 			epoch, err := c.register(reg)
 			if err != nil {
+				if controller.ErrorCode(err) == errInconsistentClusterID {
+					c.b.log.Error("the controller refuses this node's cluster id", "cluster_id", c.b.cfg.ClusterID)
+				}
 				c.b.log.Debug("broker registration", "err", err)
 				if !c.sleep(200 * time.Millisecond) {
 					return
@@ -248,6 +346,10 @@ func (c *cluster) register(reg controller.BrokerRegistration) (int64, error) {
 func (c *cluster) heartbeat(epoch int64, wantShutdown bool) (controller.HeartbeatResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opTimeout())
 	defer cancel()
+	return c.heartbeatCtx(ctx, epoch, wantShutdown)
+}
+
+func (c *cluster) heartbeatCtx(ctx context.Context, epoch int64, wantShutdown bool) (controller.HeartbeatResult, error) {
 	res, err := c.ctl.Heartbeat(ctx, c.self, epoch, wantShutdown)
 	var nl *controller.NotLeaderError
 	if errors.As(err, &nl) {
@@ -263,15 +365,47 @@ func (c *cluster) controlledShutdown() {
 	if epoch == 0 {
 		return
 	}
-	deadline := time.Now().Add(min(c.opTimeout(), c.sessionTimeout()))
-	for time.Now().Before(deadline) {
-		res, err := c.heartbeat(epoch, true)
+	ctx, cancel := context.WithTimeout(context.Background(), min(c.opTimeout(), c.sessionTimeout()))
+	defer cancel()
+	for ctx.Err() == nil {
+		res, err := c.heartbeatCtx(ctx, epoch, true)
 		if err == nil && res.ShouldShutDown {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	c.b.log.Warn("controlled shutdown did not finish in time")
+}
+
+// isVoter reports whether this node is a Raft voter in the latest configuration it knows.
+func (c *cluster) isVoter() bool {
+	servers, err := c.ctl.Servers()
+	if err != nil {
+		return c.b.cfg.Cluster.isVoterID(c.self)
+	}
+	for _, s := range servers {
+		if s.ID == c.self {
+			return s.Voter
+		}
+	}
+	return false
+}
+
+// ensureRaftMember makes a registering broker follow the metadata log: a node that is not
+// a Raft server yet (or a non-voter at another address) is added as a non-voter. Voters are
+// left alone. Active controller only (AddNonvoter answers NotLeaderError elsewhere).
+func (c *cluster) ensureRaftMember(ctx context.Context, id int32, raftAddr string) error {
+	servers, err := c.ctl.Servers()
+	if err != nil {
+		return err
+	}
+	for _, s := range servers {
+		if s.ID == id && (s.Voter || s.Addr == raftAddr) {
+			return nil
+		}
+	}
+	c.b.log.Info("adding a broker to the metadata quorum as a non-voter", "broker", id, "raft_addr", raftAddr)
+	return c.ctl.AddNonvoter(ctx, id, raftAddr)
 }
 
 // leaderEndpoint returns the Kafka address of a node, from the image.

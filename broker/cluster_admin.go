@@ -17,10 +17,12 @@ import (
 	"github.com/spate-broker/spate/coordinator/txn"
 )
 
-// leaderOf returns the active controller's id when err says this node's is not.
+// leaderOf reports whether err says this node's controller is not the active one, and the
+// active controller's id (-1 when unknown: the forwarder then falls back to the controller
+// bootstrap servers, or waits for an election on a voter; forward.go).
 func leaderOf(err error) (int32, bool) {
 	var nl *controller.NotLeaderError
-	if errors.As(err, &nl) && nl.LeaderID >= 0 {
+	if errors.As(err, &nl) {
 		return nl.LeaderID, true
 	}
 	return -1, false

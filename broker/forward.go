@@ -4,8 +4,22 @@ package broker
 // controller is not the Raft leader sends the request over the Kafka protocol to the node
 // that is, which handles it as its own: BrokerRegistration (62), BrokerHeartbeat (63) and
 // AlterPartition (56) for its own needs, and a client's admin request (CreateTopics, ...) as
-// it came. One connection per target node, one request at a time on it; a request that meets
-// NOT_CONTROLLER (leadership moved) is retried against the new leader until its deadline.
+// it came. One connection per target address, one request at a time on it; a request that
+// meets NOT_CONTROLLER (leadership moved) is retried against the new leader until its
+// deadline or until the cluster stops.
+//
+// Targets: the leader's Kafka endpoint comes from the local Image. When the leader or its
+// endpoint is unknown — a broker-only node before it follows the metadata log, or one whose
+// Image does not hold the leader's registration yet — the request goes to the controller
+// bootstrap servers (ClusterConfig.ControllerBootstrap), each in turn until one answers
+// without NOT_CONTROLLER or a connection error. A Raft voter that knows no leader (an
+// election is going on) does not use them: it waits for the election, so that two voters
+// never bounce a request between each other. Bootstrap server i is addressed as the pseudo
+// node id bootstrapID(i), so the callers' func(id) signature covers both.
+//
+// A node receiving a forwarded request (client id fwdClientID) that is not the active
+// controller answers NOT_CONTROLLER instead of forwarding it again, where the handler can
+// tell (AddRaftVoter, RemoveRaftVoter, DescribeQuorum).
 
 import (
 	"context"
@@ -15,6 +29,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -22,11 +37,23 @@ import (
 	"github.com/spate-broker/spate/controller"
 )
 
+// fwdClientID is the client id of forwarded requests.
+const fwdClientID = "spate-forward"
+
+// bootstrapIDBase is bootstrapID(0); bootstrap server i is bootstrapIDBase-i (real node ids
+// are never negative, and -1 means "no leader").
+const bootstrapIDBase int32 = -1000
+
+func bootstrapID(i int) int32 { return bootstrapIDBase - int32(i) }
+
 type forwarder struct {
 	c     *cluster
 	mu    sync.Mutex
-	conns map[int32]*fwdConn // guarded by mu
-	corr  int32              // guarded by mu
+	conns map[string]*fwdConn // by address; guarded by mu
+	corr  int32               // guarded by mu
+	// goodBootstrap is the index of the bootstrap server that last answered; the next
+	// request tries it first.
+	goodBootstrap atomic.Int32
 }
 
 type fwdConn struct {
@@ -37,40 +64,46 @@ type fwdConn struct {
 }
 
 func newForwarder(c *cluster) *forwarder {
-	return &forwarder{c: c, conns: map[int32]*fwdConn{}}
+	return &forwarder{c: c, conns: map[string]*fwdConn{}}
 }
 
 func (f *forwarder) close() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for id, fc := range f.conns {
+	for addr, fc := range f.conns {
 		fc.mu.Lock()
 		if fc.conn != nil {
 			fc.conn.Close()
 		}
 		fc.mu.Unlock()
-		delete(f.conns, id)
+		delete(f.conns, addr)
 	}
 }
 
-// request sends req to node id and returns its response (decoded at req's version).
+// addrOf returns the Kafka address of a node id or bootstrap pseudo id.
+func (f *forwarder) addrOf(id int32) (string, bool) {
+	if id <= bootstrapIDBase {
+		bs := f.c.b.cfg.Cluster.ControllerBootstrap
+		if i := int(bootstrapIDBase - id); i < len(bs) {
+			return bs[i], true
+		}
+		return "", false
+	}
+	return f.c.leaderEndpoint(id)
+}
+
+// request sends req to node id (or bootstrap server, see bootstrapID) and returns its
+// response (decoded at req's version).
 func (f *forwarder) request(ctx context.Context, id int32, req kmsg.Request) (kmsg.Response, error) {
-	addr, ok := f.c.leaderEndpoint(id)
+	addr, ok := f.addrOf(id)
 	if !ok {
 		return nil, fmt.Errorf("forward: no endpoint for node %d", id)
 	}
 	f.mu.Lock()
-	fc := f.conns[id]
-	if fc == nil || fc.addr != addr {
-		if fc != nil {
-			fc.mu.Lock()
-			if fc.conn != nil {
-				fc.conn.Close()
-			}
-			fc.mu.Unlock()
-		}
+	fc := f.conns[addr]
+	if fc == nil {
 		fc = &fwdConn{addr: addr}
-		f.conns[id] = fc
+		f.conns[addr] = fc
 	}
 	f.corr++
 	corr := f.corr
@@ -99,7 +132,7 @@ func (fc *fwdConn) roundTrip(ctx context.Context, req kmsg.Request, corr int32) 
 		deadline = time.Now().Add(30 * time.Second)
 	}
 	fc.conn.SetDeadline(deadline)
-	fc.buf = kmsg.NewRequestFormatter(kmsg.FormatterClientID("spate-forward")).AppendRequest(fc.buf[:0], req, corr)
+	fc.buf = kmsg.NewRequestFormatter(kmsg.FormatterClientID(fwdClientID)).AppendRequest(fc.buf[:0], req, corr)
 	if _, err := fc.conn.Write(fc.buf); err != nil {
 		return fail(err)
 	}
@@ -133,29 +166,82 @@ func (fc *fwdConn) roundTrip(ctx context.Context, req kmsg.Request, corr int32) 
 	return resp, nil
 }
 
-// toLeader runs fn against the active controller's node until it answers with something
-// other than NOT_CONTROLLER or ctx ends. fn returns the response's top-level code.
+// toLeader runs fn against the active controller's node (leader; -1 when unknown) until
+// it answers with something other than NOT_CONTROLLER, ctx ends or the cluster stops. fn
+// returns the response's top-level code. When the leader's endpoint is unknown, fn is tried
+// on each bootstrap server in turn (see targets).
 func (f *forwarder) toLeader(ctx context.Context, leader int32, fn func(id int32) (int16, error)) error {
+	var lastErr error
 	for {
-		code, err := fn(leader)
-		if err == nil && code != controller.CodeNotController {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
+		for _, id := range f.targets(leader) {
+			code, err := fn(id)
+			if err == nil && code != controller.CodeNotController {
+				if id <= bootstrapIDBase {
+					f.goodBootstrap.Store(bootstrapIDBase - id)
+				}
+				return nil
+			}
 			if err == nil {
 				err = &controller.Error{Code: code, Message: "no active controller answered"}
 			}
-			return err
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			if lastErr == nil {
+				lastErr = &controller.NotLeaderError{LeaderID: -1}
+			}
+			return lastErr
+		case <-f.c.stop:
+			return controller.ErrClosed
 		case <-time.After(100 * time.Millisecond):
 		}
-		if id, _ := f.c.ctl.Leader(); id >= 0 {
-			leader = id
-		}
+		leader, _ = f.c.ctl.Leader()
 		if leader == f.c.self {
 			return &controller.NotLeaderError{LeaderID: leader} // the caller retries locally
 		}
 	}
+}
+
+// targets returns whom to send a request for the active controller to: the leader when its
+// endpoint is known; else the bootstrap servers (as pseudo ids, the last one that answered
+// first), except on a Raft voter that knows no leader, which waits for the election.
+func (f *forwarder) targets(leader int32) []int32 {
+	if leader >= 0 {
+		if _, ok := f.c.leaderEndpoint(leader); ok {
+			return []int32{leader}
+		}
+	}
+	bs := f.c.b.cfg.Cluster.ControllerBootstrap
+	if len(bs) == 0 || (leader < 0 && f.c.isVoter()) {
+		return nil
+	}
+	first := int(f.goodBootstrap.Load())
+	out := make([]int32, 0, len(bs))
+	for k := range bs {
+		out = append(out, bootstrapID((first+k)%len(bs)))
+	}
+	return out
+}
+
+// forwardToActive sends a client's request to the active controller's node and returns its
+// answer; code extracts the answer's top-level error code, so that a NOT_CONTROLLER answer
+// (the target lost or never had leadership) is retried elsewhere.
+func (f *forwarder) forwardToActive(ctx context.Context, req kmsg.Request, code func(kmsg.Response) int16) (kmsg.Response, error) {
+	leader, _ := f.c.ctl.Leader()
+	if leader == f.c.self {
+		leader = -1 // leader by Raft, but not serving yet: wait
+	}
+	var out kmsg.Response
+	err := f.toLeader(ctx, leader, func(id int32) (int16, error) {
+		r, err := f.request(ctx, id, req)
+		if err != nil {
+			return 0, err
+		}
+		out = r
+		return code(r), nil
+	})
+	return out, err
 }
 
 func (f *forwarder) registerBroker(ctx context.Context, leader int32, reg controller.BrokerRegistration) (int64, error) {
@@ -165,6 +251,11 @@ func (f *forwarder) registerBroker(ctx context.Context, leader int32, reg contro
 	for _, ep := range reg.Endpoints {
 		l := kmsg.NewBrokerRegistrationRequestListener()
 		l.Name, l.Host, l.Port, l.SecurityProtocol = ep.Name, ep.Host, uint16(ep.Port), 0
+		req.Listeners = append(req.Listeners, l)
+	}
+	// The node's Raft address, so that the active controller can make it a non-voter that
+	// follows the metadata log (62_broker_registration.go).
+	if l, ok := raftListener(f.c.raftAddr); ok {
 		req.Listeners = append(req.Listeners, l)
 	}
 	var out *kmsg.BrokerRegistrationResponse

@@ -81,13 +81,15 @@ func run(args []string) error {
 	txnAbortInterval := fs.Duration("transaction-abort-timed-out-interval", time.Duration(def.Txn.AbortTimedOutTransactionsIntervalMs)*time.Millisecond, "transaction.abort.timed.out.transaction.cleanup.interval.ms")
 	txnPartitions := fs.Int("transaction-state-partitions", int(def.Txn.StatePartitions), "transaction.state.log.num.partitions (used when __transaction_state is created)")
 	txnIDExpiration := fs.Duration("transactional-id-expiration", time.Duration(def.Txn.TransactionalIDExpirationMs)*time.Millisecond, "transactional.id.expiration.ms")
-	voters := fs.String("controller-quorum-voters", "", "cluster mode: the controllers as id@host:port (Raft addresses), comma-separated; every one is also a broker. Empty: a single node")
-	raftListen := fs.String("controller-listen", "", "cluster mode: this node's Raft address (default: its entry in -controller-quorum-voters)")
+	voters := fs.String("controller-quorum-voters", "", "cluster mode: the initial controllers (Raft voters) as id@host:port (Raft addresses), comma-separated; every one is also a broker, and a node not listed is broker-only. Empty, and no -controller-bootstrap-servers: a single node")
+	bootstrap := fs.String("controller-bootstrap-servers", "", "cluster mode: Kafka addresses (host:port, comma-separated) of controller nodes, to reach the active controller before this node has the metadata; required for a broker-only node, which may be given just this (no -controller-quorum-voters)")
+	raftListen := fs.String("controller-listen", "", "cluster mode: this node's Raft address (default: its entry in -controller-quorum-voters; required for a broker-only node)")
+	raftAdvertised := fs.String("controller-advertised", "", "cluster mode: this node's Raft address as peers dial it (default: -controller-listen, which must then be a specific address); a broker-only node registers with it")
 	sessionTimeout := fs.Duration("broker-session-timeout", 9*time.Second, "broker.session.timeout.ms: a broker that stops heartbeating is fenced after this")
 	replicaLag := fs.Duration("replica-lag-time-max", 30*time.Second, "replica.lag.time.max.ms: a follower this far behind leaves the ISR")
 	replication := fs.Int("default-replication-factor", int(def.DefaultReplication), "default.replication.factor for topics created without one")
 	rack := fs.String("broker-rack", "", "broker.rack: replicas of a partition are spread over racks")
-	clusterID := fs.String("cluster-id", "", "cluster id for a new data folder (default: random for a single node; derived from the voters in cluster mode)")
+	clusterID := fs.String("cluster-id", "", "cluster id for a new data folder (default: random for a single node; derived from the voters in cluster mode; asked of the -controller-bootstrap-servers by a node given no voters)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -133,12 +135,22 @@ func run(args []string) error {
 	cfg.NodeID = int32(*nodeID)
 	cfg.NumPartitions = int32(*partitions)
 	cfg.AutoCreateTopics = *autoCreate
-	if *voters != "" {
-		vs, err := parseVoters(*voters)
-		if err != nil {
-			return err
+	if *voters != "" || *bootstrap != "" {
+		if *voters != "" {
+			vs, err := parseVoters(*voters)
+			if err != nil {
+				return err
+			}
+			cfg.Cluster.Voters = vs
 		}
-		cfg.Cluster.Voters, cfg.Cluster.RaftAddr = vs, *raftListen
+		if *bootstrap != "" {
+			bs, err := parseBootstrap(*bootstrap)
+			if err != nil {
+				return err
+			}
+			cfg.Cluster.ControllerBootstrap = bs
+		}
+		cfg.Cluster.RaftAddr, cfg.Cluster.AdvertisedRaftAddr = *raftListen, *raftAdvertised
 		cfg.Cluster.SessionTimeout, cfg.Cluster.ReplicaLagTimeMax = *sessionTimeout, *replicaLag
 	}
 	cfg.DefaultReplication = int16(*replication)
@@ -224,6 +236,19 @@ func parseVoters(s string) ([]controller.Voter, error) {
 			return nil, fmt.Errorf("controller-quorum-voters: %q is not id@host:port", part)
 		}
 		out = append(out, controller.Voter{ID: int32(n), Addr: addr})
+	}
+	return out, nil
+}
+
+// parseBootstrap reads "host:port,host:port".
+func parseBootstrap(s string) ([]string, error) {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		addr := strings.TrimSpace(part)
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			return nil, fmt.Errorf("controller-bootstrap-servers: %q is not host:port", part)
+		}
+		out = append(out, addr)
 	}
 	return out, nil
 }

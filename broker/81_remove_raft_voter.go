@@ -1,0 +1,83 @@
+package broker
+
+// RemoveRaftVoter v0 (KIP-853, cluster mode): removes a voter from the metadata quorum, on
+// the active controller (forwarded there from any node, see 80_add_raft_voter.go). A
+// removed voter that is a registered broker stays in the Raft configuration as a non-voter
+// (an observer), so that its broker keeps following the metadata log; any other is removed
+// altogether. Errors, chosen as Kafka's RemoveVoterHandler chooses them: VOTER_NOT_FOUND
+// (not a voter — unknown, or an observer — or the last voter), INCONSISTENT_CLUSTER_ID,
+// NOT_CONTROLLER, REQUEST_TIMED_OUT. The directory id is not checked (Spate has none).
+//
+// The active controller cannot remove itself yet: Raft would shut down on it when the
+// change commits, and package controller offers no leadership transfer to move leadership
+// first. That request is INVALID_REQUEST (retry it after leadership moved).
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() {
+	register(kmsg.RemoveRaftVoter, 0, 0, true, func(b *Broker, h *reqHeader, req *kmsg.RemoveRaftVoterRequest) kmsg.Response {
+		resp := kmsg.NewPtrRemoveRaftVoterResponse()
+		c := b.cluster
+		fail := func(code int16, msg string) kmsg.Response {
+			b.metrics.failed(h.key)
+			resp.ErrorCode, resp.ErrorMessage = code, &msg
+			return resp
+		}
+		if c == nil {
+			return fail(errUnsupportedVersion, "This node runs without a metadata quorum (not in cluster mode).")
+		}
+		if req.ClusterID != nil && *req.ClusterID != b.cfg.ClusterID {
+			return fail(errInconsistentClusterID, fmt.Sprintf("The cluster id is %s, not %s.", b.cfg.ClusterID, *req.ClusterID))
+		}
+		if r, code, msg, forwarded := c.forwardIfNotActive(h, req, func(r kmsg.Response) int16 {
+			return r.(*kmsg.RemoveRaftVoterResponse).ErrorCode
+		}); forwarded {
+			if r != nil {
+				return r
+			}
+			return fail(code, msg)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.opTimeout())
+		defer cancel()
+		if code, msg := c.removeVoter(ctx, req.VoterID); code != 0 {
+			return fail(code, msg)
+		}
+		return resp
+	})
+}
+
+// removeVoter removes a voter, keeping a registered broker as a non-voter. Active
+// controller only.
+func (c *cluster) removeVoter(ctx context.Context, id int32) (int16, string) {
+	servers, err := c.ctl.Servers()
+	if err != nil {
+		return quorumCode(ctx, err), err.Error()
+	}
+	voters := voterIDs(servers)
+	cur, ok := findServer(servers, id)
+	switch {
+	case !ok || !cur.Voter:
+		return errVoterNotFound, fmt.Sprintf("Node %d is not part of the set of voters %v.", id, voters)
+	case len(voters) == 1:
+		return errVoterNotFound, fmt.Sprintf("Cannot remove voter %d: the set of voters %v would be empty.", id, voters)
+	case id == c.self:
+		return errInvalidRequest, fmt.Sprintf("Node %d is the active controller, which cannot remove itself: retry once another voter leads.", id)
+	}
+	if err := c.ctl.RemoveServer(ctx, id); err != nil {
+		return quorumCode(ctx, err), err.Error()
+	}
+	c.b.log.Info("removed a voter from the metadata quorum", "node", id)
+	if c.ctl.Image().Broker(id) == nil {
+		return 0, ""
+	}
+	if err := c.ctl.AddNonvoter(ctx, id, cur.Addr); err != nil {
+		return quorumCode(ctx, err), fmt.Sprintf("Voter %d was removed, but keeping it as an observer (its broker follows the metadata log) failed: %v", id, err)
+	}
+	c.b.log.Info("the removed voter stays in the metadata quorum as a non-voter", "node", id, "raft_addr", cur.Addr)
+	return 0, ""
+}
