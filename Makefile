@@ -14,7 +14,7 @@ help:
 	@echo "make lint        gofmt, go vet, staticcheck"
 	@echo "make bench       storage benchmarks with -benchmem (see README)"
 	@echo "make fuzz        each fuzz target for FUZZTIME (default 10s; try FUZZTIME=5m)"
-	@echo "make chaos       long crash/kill suites"
+	@echo "make chaos       long crash/kill suites, and 10 minutes of cluster faults (SPATE_CHAOS_DURATION, SPATE_CHAOS_SEED)"
 	@echo "make perf        S1-S4 against Spate and kfake, 3 alternating runs each, ratio table (perf/README.md)"
 	@echo "make perf-quick  the same at tiny sizes, one run: a smoke test of the harness"
 	@echo "make perf-cluster S1 on a local three-node cluster, replication factor 1 vs 3 (RUNS=3)"
@@ -69,6 +69,7 @@ bench:
 chaos:
 	SPATE_CHAOS=long $(GO) test -count=1 -timeout 60m -run 'Crash|Chaos|Torn|Corrupt' -v ./logstore
 	SPATE_CHAOS=long $(GO) test -count=1 -timeout 60m -run 'TestGroupSoak' -v ./cmd/spate
+	$(GO) test -tags chaos -count=1 -timeout 30m -run 'TestClusterChaosLong' -v ./cmd/spate
 
 # perf/ (issue 4): Spate vs kfake, results in perf/results/<time>/. PERFFLAGS: e.g. -runs 5, -scenarios s1,s3.
 PERFFLAGS ?= -profile

@@ -296,7 +296,9 @@ func (b *Broker) produceTo(st *produceState, topicName []byte, pp *prodPart) int
 		if p.logAppendTime {
 			pp.appendTime = dup.Timestamp
 		}
-		return 0
+		// A retry is answered as its original was: with acks=all, only once that batch is
+		// committed (the first attempt may have been appended and never replicated).
+		return st.awaitReplication(p, pp, dup.LastOffset)
 	}
 	began := p.maybeBeginTxnLocked(&bh)
 	var info logstore.AppendInfo
@@ -314,8 +316,23 @@ func (b *Broker) produceTo(st *produceState, topicName []byte, pp *prodPart) int
 		st.flush = append(st.flush, p)
 	}
 	p.wake()
-	if st.acks == -1 && p.repl.leader.Load() != nil && p.highWatermark() <= info.LastOffset {
-		st.addAckWait(p, pp, info.LastOffset+1)
+	return st.awaitReplication(p, pp, info.LastOffset)
+}
+
+// awaitReplication makes an acks=all answer for a batch ending at last wait for the high
+// watermark to pass it (cluster mode). When leadership was lost while the batch was being
+// appended the answer is NOT_LEADER_OR_FOLLOWER: the batch may be truncated by the new
+// leader, so it must not be acknowledged.
+func (st *produceState) awaitReplication(p *partition, pp *prodPart, last int64) int16 {
+	if st.acks != -1 || p.b.cluster == nil {
+		return 0
+	}
+	if p.repl.leader.Load() == nil || !p.isLeader() {
+		pp.base = -1
+		return errNotLeaderOrFollower
+	}
+	if p.highWatermark() <= last {
+		st.addAckWait(p, pp, last+1)
 	}
 	return 0
 }

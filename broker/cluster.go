@@ -169,6 +169,9 @@ type cluster struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+	// base is cancelled by close: no controller call outlives the cluster.
+	base       context.Context
+	cancelBase context.CancelFunc
 }
 
 func (b *Broker) startCluster() error {
@@ -213,6 +216,7 @@ func (b *Broker) startCluster() error {
 		raftAddr = cc.AdvertisedRaftAddr
 	}
 	c := &cluster{b: b, ctl: ctl, self: b.cfg.NodeID, raftAddr: raftAddr, stop: make(chan struct{}), isrKick: make(chan struct{}, 1)}
+	c.base, c.cancelBase = context.WithCancel(context.Background())
 	c.fwd = newForwarder(c)
 	b.cluster = c
 	c.wg.Add(3)
@@ -237,6 +241,7 @@ func (c *cluster) close() {
 	default:
 	}
 	close(c.stop)
+	c.cancelBase()
 	c.wg.Wait()
 	c.fwd.close()
 	c.stopReplication()
@@ -333,7 +338,7 @@ func isRegistrationLost(err error) bool {
 
 // register registers with the active controller, here or forwarded.
 func (c *cluster) register(reg controller.BrokerRegistration) (int64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.opTimeout())
+	ctx, cancel := context.WithTimeout(c.base, c.opTimeout())
 	defer cancel()
 	epoch, err := c.ctl.RegisterBroker(ctx, reg)
 	var nl *controller.NotLeaderError
@@ -344,7 +349,7 @@ func (c *cluster) register(reg controller.BrokerRegistration) (int64, error) {
 }
 
 func (c *cluster) heartbeat(epoch int64, wantShutdown bool) (controller.HeartbeatResult, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.opTimeout())
+	ctx, cancel := context.WithTimeout(c.base, c.opTimeout())
 	defer cancel()
 	return c.heartbeatCtx(ctx, epoch, wantShutdown)
 }
@@ -365,7 +370,7 @@ func (c *cluster) controlledShutdown() {
 	if epoch == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), min(c.opTimeout(), c.sessionTimeout()))
+	ctx, cancel := context.WithTimeout(c.base, min(c.opTimeout(), c.sessionTimeout()))
 	defer cancel()
 	for ctx.Err() == nil {
 		res, err := c.heartbeatCtx(ctx, epoch, true)

@@ -29,7 +29,7 @@ func leaderOf(err error) (int32, bool) {
 }
 
 func (c *cluster) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), c.opTimeout())
+	return context.WithTimeout(c.base, c.opTimeout())
 }
 
 // internalRF is the replication factor of the internal topics: 3, or fewer when fewer

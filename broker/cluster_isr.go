@@ -102,7 +102,7 @@ func (c *cluster) alterISR(p *partition, isr []int32) {
 	if len(isr) > len(committed) {
 		ls.SetISR(isr)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.opTimeout())
+	ctx, cancel := context.WithTimeout(c.base, c.opTimeout())
 	defer cancel()
 	be := c.epoch.Load()
 	st, code, err := c.ctl.AlterPartition(ctx, c.self, be, p.topicID, p.tp.Partition, epoch, pe, isr)

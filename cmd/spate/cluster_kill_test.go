@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +31,15 @@ type procCluster struct {
 	dirs   []string
 	voters string
 	cmds   []*exec.Cmd
+
+	// Optional, set before the nodes start (cluster_chaos_test.go): per node, the Kafka
+	// address advertised to clients and brokers (a proxy), the Raft listen address and the
+	// Raft address advertised to peers (the voters then name proxies), and where the node's
+	// stderr goes (default os.Stderr).
+	advertised     []string
+	raftListen     []string
+	raftAdvertised []string
+	stderr         func(i int) io.Writer
 }
 
 func startProcCluster(t *testing.T, n int) *procCluster {
@@ -63,7 +73,19 @@ func (pc *procCluster) start(i int) {
 		"-log-level", level, "-controller-quorum-voters", pc.voters, "-broker-session-timeout", "2s",
 		"-replica-lag-time-max", "3s", "-default-replication-factor", "3", "-group-initial-rebalance-delay", "0s",
 		"-offsets-topic-partitions", "6")
+	if pc.advertised != nil {
+		cmd.Args = append(cmd.Args, "-advertised", pc.advertised[i])
+	}
+	if pc.raftListen != nil {
+		cmd.Args = append(cmd.Args, "-controller-listen", pc.raftListen[i])
+	}
+	if pc.raftAdvertised != nil {
+		cmd.Args = append(cmd.Args, "-controller-advertised", pc.raftAdvertised[i])
+	}
 	cmd.Stderr = os.Stderr
+	if pc.stderr != nil {
+		cmd.Stderr = pc.stderr(i)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		pc.t.Fatal(err)
@@ -90,8 +112,16 @@ func (pc *procCluster) stop(i int) {
 	}
 }
 
+// seeds are the addresses clients bootstrap from: the advertised ones.
+func (pc *procCluster) seeds() []string {
+	if pc.advertised != nil {
+		return pc.advertised
+	}
+	return pc.addrs
+}
+
 func (pc *procCluster) admin() *kadm.Client {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(pc.addrs...), kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(pc.seeds()...), kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }))
 	if err != nil {
 		pc.t.Fatal(err)
 	}

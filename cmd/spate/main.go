@@ -213,9 +213,9 @@ func run(args []string) error {
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	s := <-sig
 	logger.Info("stopping", "signal", s.String())
+	b.Drain() // in a cluster, a controlled shutdown first (bounded by the session timeout)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b.Drain()
 	if err := srv.Stop(ctx); err != nil {
 		logger.Warn("network stop", "err", err)
 	}
