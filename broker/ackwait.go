@@ -24,7 +24,8 @@ type ackWait struct {
 	pp       *prodPart
 	required int64 // the high watermark that commits the batch: its last offset + 1
 	minISR   int
-	done     bool // guarded by st.ackMu
+	done     bool       // guarded by st.ackMu
+	ch       chan int16 // set instead of st for a blocking wait (awaitCommitted); capacity 1
 }
 
 const errNotEnoughReplicasAfterAppend int16 = 20
@@ -136,6 +137,10 @@ func (p *partition) completeAcks(notLeader bool) {
 
 // ackDone completes one wait; the last one answers the produce.
 func (b *Broker) ackDone(w *ackWait, code int16) {
+	if w.ch != nil {
+		w.ch <- code // taken off the partition's list first: exactly once
+		return
+	}
 	st := w.st
 	st.ackMu.Lock()
 	if w.done {
@@ -161,26 +166,39 @@ func (b *Broker) ackDone(w *ackWait, code int16) {
 
 // awaitCommitted blocks until the high watermark reaches required — the broker's own writes
 // (coordinator records, transaction markers) are acks=all as in Kafka — for at most
-// internalAckTimeout. It returns 0, NOT_LEADER_OR_FOLLOWER when leadership moved, or
+// internalAckTimeout, waiting on the partition's ack list like a produce does. It returns 0,
+// NOT_LEADER_OR_FOLLOWER when leadership moved, NOT_ENOUGH_REPLICAS_AFTER_APPEND, or
 // REQUEST_TIMED_OUT. A single node returns at once.
 func (p *partition) awaitCommitted(required int64) int16 {
 	if p.b.cluster == nil {
 		return 0
 	}
-	deadline := time.Now().Add(internalAckTimeout)
-	for p.highWatermark() < required {
-		if !p.isLeader() {
-			return errNotLeaderOrFollower
-		}
-		if time.Now().After(deadline) {
+	w := &ackWait{p: p, required: required, minISR: p.minISRLoad(), ch: make(chan int16, 1)}
+	p.repl.ackMu.Lock()
+	p.repl.ackWaiters = append(p.repl.ackWaiters, w)
+	p.repl.ackMu.Unlock()
+	if !p.isLeader() {
+		p.completeAcks(true)
+	}
+	p.completeAcks(false) // it may be committed already
+	t := time.NewTimer(internalAckTimeout)
+	defer t.Stop()
+	select {
+	case code := <-w.ch:
+		return code
+	case <-t.C:
+		if p.removeAck(w) {
 			return errRequestTimedOut
 		}
-		time.Sleep(2 * time.Millisecond)
+		return <-w.ch // being completed right now
 	}
-	if p.isrSize() < p.minISR {
-		return errNotEnoughReplicasAfterAppend
-	}
-	return 0
 }
 
 const internalAckTimeout = 30 * time.Second
+
+// minISRLoad reads min.insync.replicas (guarded by p.mu).
+func (p *partition) minISRLoad() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.minISR
+}

@@ -97,7 +97,7 @@ func (p *partition) writeMarker(producerID int64, epoch int16, commit bool, coor
 	if !p.isLeader() {
 		return errNotLeaderOrFollower
 	}
-	code, flush := p.appendMarker(producerID, epoch, commit, coordinatorEpoch)
+	code, flush, offset := p.appendMarker(producerID, epoch, commit, coordinatorEpoch)
 	if code != 0 {
 		return code
 	}
@@ -107,7 +107,7 @@ func (p *partition) writeMarker(producerID int64, epoch int16, commit bool, coor
 		}
 	}
 	p.wake()
-	if code := p.awaitCommitted(p.log.LogEndOffset()); code != 0 {
+	if code := p.awaitCommitted(offset + 1); code != 0 {
 		return code
 	}
 	if p.tp.Topic == coordinator.OffsetsTopic && p.b.groups != nil {
@@ -116,15 +116,17 @@ func (p *partition) writeMarker(producerID int64, epoch int16, commit bool, coor
 	return 0
 }
 
-func (p *partition) appendMarker(producerID int64, epoch int16, commit bool, coordinatorEpoch int32) (int16, bool) {
+// appendMarker appends the marker and returns its code, whether the log wants a flush, and the
+// marker's offset.
+func (p *partition) appendMarker(producerID int64, epoch int16, commit bool, coordinatorEpoch int32) (int16, bool, int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st := p.producers[producerID]
 	if st != nil && epoch < st.Epoch {
-		return errInvalidProducerEpoch, false
+		return errInvalidProducerEpoch, false, -1
 	}
 	if st != nil && coordinatorEpoch < st.CoordinatorEpoch {
-		return errTransactionCoordinatorFenced, false
+		return errTransactionCoordinatorFenced, false, -1
 	}
 	var rec [10]byte
 	key, val := logstore.AppendControlRecord(rec[:0], commit, coordinatorEpoch)
@@ -139,16 +141,16 @@ func (p *partition) appendMarker(producerID int64, epoch int16, commit bool, coo
 	})
 	var info logstore.AppendInfo
 	if err := p.log.AppendAsLeader(p.markerBuf, p.leaderEpoch.Load(), true, &info); err != nil {
-		return logstore.CodeOf(err), false
+		return logstore.CodeOf(err), false, -1
 	}
 	var h logstore.BatchHeader
 	logstore.ParseBatchHeader(p.markerBuf, &h)
 	if err := p.completeTxnLocked(&h, commit, info.FirstOffset); err != nil {
 		p.b.log.Error("aborted transaction index", "partition", p.tp.String(), "err", err)
-		return logstore.CodeOf(err), false
+		return logstore.CodeOf(err), false, -1
 	}
 	if st = p.producers[producerID]; st != nil {
 		st.CoordinatorEpoch = coordinatorEpoch
 	}
-	return 0, info.FlushNeeded
+	return 0, info.FlushNeeded, info.FirstOffset
 }
