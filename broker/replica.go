@@ -22,7 +22,6 @@ package broker
 // log (loadProducerState). Followers write no producer snapshots.
 
 import (
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -284,11 +283,11 @@ func (p *partition) followerFetched(replicaID int32, fetchOffset int64) {
 	}
 }
 
-// isReplica reports whether id is a replica of the partition (from the image).
+// isReplica reports whether id is a follower of this leader's partition (lock-free: the
+// leader state's replica set is immutable).
 func (p *partition) isReplica(id int32) bool {
-	p.repl.mu.Lock()
-	defer p.repl.mu.Unlock()
-	return slices.Contains(p.repl.replicas, id)
+	ls := p.repl.leader.Load()
+	return ls != nil && ls.IsReplica(id)
 }
 
 // isrSize is the current ISR's size (1 for a single node).
