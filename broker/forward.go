@@ -47,10 +47,13 @@ const bootstrapIDBase int32 = -1000
 func bootstrapID(i int) int32 { return bootstrapIDBase - int32(i) }
 
 type forwarder struct {
-	c     *cluster
-	mu    sync.Mutex
-	conns map[string]*fwdConn // by address; guarded by mu
-	corr  int32               // guarded by mu
+	c  *cluster
+	mu sync.Mutex
+	// conns holds idle connections by address; guarded by mu. A request takes one (or
+	// dials) and gives it back, so a slow request (markers waiting for replication) never
+	// holds up another (a heartbeat) to the same node.
+	conns map[string][]*fwdConn
+	corr  int32 // guarded by mu
 	// goodBootstrap is the index of the bootstrap server that last answered; the next
 	// request tries it first.
 	goodBootstrap atomic.Int32
@@ -64,18 +67,20 @@ type fwdConn struct {
 }
 
 func newForwarder(c *cluster) *forwarder {
-	return &forwarder{c: c, conns: map[string]*fwdConn{}}
+	return &forwarder{c: c, conns: map[string][]*fwdConn{}}
 }
 
 func (f *forwarder) close() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for addr, fc := range f.conns {
-		fc.mu.Lock()
-		if fc.conn != nil {
-			fc.conn.Close()
+	for addr, idle := range f.conns {
+		for _, fc := range idle {
+			fc.mu.Lock()
+			if fc.conn != nil {
+				fc.conn.Close()
+			}
+			fc.mu.Unlock()
 		}
-		fc.mu.Unlock()
 		delete(f.conns, addr)
 	}
 }
@@ -100,16 +105,32 @@ func (f *forwarder) request(ctx context.Context, id int32, req kmsg.Request) (km
 		return nil, fmt.Errorf("forward: no endpoint for node %d", id)
 	}
 	f.mu.Lock()
-	fc := f.conns[addr]
-	if fc == nil {
+	var fc *fwdConn
+	if idle := f.conns[addr]; len(idle) > 0 {
+		fc = idle[len(idle)-1]
+		f.conns[addr] = idle[:len(idle)-1]
+	} else {
 		fc = &fwdConn{addr: addr}
-		f.conns[addr] = fc
 	}
 	f.corr++
 	corr := f.corr
 	f.mu.Unlock()
-	return fc.roundTrip(ctx, req, corr)
+	resp, err := fc.roundTrip(ctx, req, corr)
+	if err == nil {
+		f.mu.Lock()
+		if len(f.conns[addr]) < maxIdleForwardConns {
+			f.conns[addr] = append(f.conns[addr], fc)
+			fc = nil
+		}
+		f.mu.Unlock()
+	}
+	if fc != nil && fc.conn != nil {
+		fc.conn.Close()
+	}
+	return resp, err
 }
+
+const maxIdleForwardConns = 4
 
 func (fc *fwdConn) roundTrip(ctx context.Context, req kmsg.Request, corr int32) (kmsg.Response, error) {
 	fc.mu.Lock()
