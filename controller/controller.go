@@ -28,7 +28,7 @@ type Controller struct {
 	fsm   *fsm
 	raft  *raft.Raft
 	store *boltStore
-	trans *raft.NetworkTransport
+	trans *guardedTransport
 
 	// opMu serializes leader-side writes. Invariant: an operation reads the Image, decides,
 	// proposes and waits for the apply all under opMu, so the next operation's Image holds
@@ -98,9 +98,11 @@ func New(config Config) (*Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("controller: advertised raft address: %w", err)
 	}
-	if c.trans, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, adv, 3, 10*time.Second, hl); err != nil {
+	nt, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, adv, 3, 10*time.Second, hl)
+	if err != nil {
 		return nil, fmt.Errorf("controller: raft transport on %s: %w", cfg.RaftAddr, err)
 	}
+	c.trans = &guardedTransport{NetworkTransport: nt}
 	rc := c.raftConfig(hl)
 	if err := c.maybeBootstrap(rc, snaps); err != nil {
 		return nil, err
@@ -199,6 +201,7 @@ func (c *Controller) closeStores() error {
 	var errs []error
 	if c.trans != nil {
 		errs = append(errs, c.trans.Close())
+		c.trans.fence() // no heartbeat may touch the stores after this
 	}
 	if c.store != nil {
 		errs = append(errs, c.store.Close())
