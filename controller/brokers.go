@@ -85,6 +85,35 @@ func (c *Controller) RegisterBroker(ctx context.Context, reg BrokerRegistration)
 	return int64(idx), nil
 }
 
+// ControllerRegistration is what a node with the controller role sends when it starts
+// (KIP-919): its id and the Kafka listeners that answer the controller APIs.
+type ControllerRegistration struct {
+	ID            int32
+	IncarnationID [16]byte
+	Endpoints     []Endpoint
+}
+
+// RegisterController records a controller's registration; a retry of the registration the
+// Image already holds writes nothing. Leader only.
+func (c *Controller) RegisterController(ctx context.Context, reg ControllerRegistration) error {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	if _, err := c.lead(); err != nil {
+		return err
+	}
+	if reg.ID < 0 {
+		return kafkaErr(CodeInvalidRequest, "Invalid controller id %d.", reg.ID)
+	}
+	if old := c.Image().controllers[reg.ID]; old != nil && old.IncarnationID == reg.IncarnationID && slices.Equal(old.Endpoints, reg.Endpoints) {
+		return nil
+	}
+	if _, err := c.propose(ctx, &RegisterControllerRecord{ControllerID: reg.ID, IncarnationID: reg.IncarnationID, Endpoints: reg.Endpoints}); err != nil {
+		return err
+	}
+	c.log.Info("registered controller", "controller", reg.ID)
+	return nil
+}
+
 func sameRegistration(b *BrokerInfo, reg BrokerRegistration) bool {
 	return slices.Equal(b.Endpoints, reg.Endpoints) &&
 		(b.Rack == nil) == (reg.Rack == nil) && (b.Rack == nil || *b.Rack == *reg.Rack)

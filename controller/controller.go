@@ -252,6 +252,13 @@ func (c *Controller) Leader() (int32, string) {
 	return parseServerID(id), string(addr)
 }
 
+// Term returns the current Raft term as this node knows it (Kafka's quorum epoch; 0 before
+// any election).
+func (c *Controller) Term() uint64 {
+	t, _ := strconv.ParseUint(c.raft.Stats()["term"], 10, 64)
+	return t
+}
+
 // IsLeader reports whether this node is the leader and ready for leader-side operations.
 func (c *Controller) IsLeader() bool {
 	c.mu.Lock()

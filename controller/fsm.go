@@ -160,6 +160,11 @@ func (b *imageBuilder) apply(rec Record, index uint64) error {
 		}
 		b.putBroker(&BrokerInfo{ID: r.BrokerID, Epoch: int64(index), IncarnationID: r.IncarnationID,
 			Endpoints: r.Endpoints, Rack: r.Rack, Fenced: true})
+	case *RegisterControllerRecord:
+		if r.ControllerID < 0 {
+			return stale("controller id %d", r.ControllerID)
+		}
+		b.putController(&ControllerInfo{ID: r.ControllerID, IncarnationID: r.IncarnationID, Endpoints: r.Endpoints})
 	case *FenceBrokerRecord:
 		return b.setFenced(r.BrokerID, r.BrokerEpoch, true)
 	case *UnfenceBrokerRecord:

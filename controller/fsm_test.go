@@ -2,7 +2,9 @@ package controller
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
 	"os/exec"
 	"path/filepath"
@@ -48,6 +50,8 @@ func TestFSMSnapshotRestoreIdentical(t *testing.T) {
 			&FenceBrokerRecord{BrokerID: 2, BrokerEpoch: 2}},
 		{&AlterConfigsRecord{ResourceType: ConfigBroker, ResourceName: "", Set: map[string]string{"x": "y"}}},
 		{&AllocateProducerIDsRecord{BrokerID: 1, BrokerEpoch: 1, FirstID: 0, Size: 1000}},
+		{&RegisterControllerRecord{ControllerID: 7, IncarnationID: [16]byte{7}, Endpoints: []Endpoint{{"CONTROLLER", "h7", 9093, "PLAINTEXT"}}},
+			&RegisterControllerRecord{ControllerID: 1, IncarnationID: [16]byte{1}}},
 	}
 	for i, recs := range steps {
 		if err := applyEntry(t, f, uint64(i+1), recs...); err != nil {
@@ -55,7 +59,8 @@ func TestFSMSnapshotRestoreIdentical(t *testing.T) {
 		}
 	}
 	img := f.image.Load()
-	if img.AppliedIndex() != uint64(len(steps)) || img.NextProducerID() != 1000 || !img.Broker(2).Fenced || img.Broker(1).Fenced {
+	if img.AppliedIndex() != uint64(len(steps)) || img.NextProducerID() != 1000 || !img.Broker(2).Fenced || img.Broker(1).Fenced ||
+		len(img.Controllers()) != 2 || img.Controller(7).Endpoints[0].Host != "h7" {
 		t.Fatalf("image:\n%s", dumpImage(img))
 	}
 
@@ -92,6 +97,33 @@ func TestFSMSnapshotRestoreIdentical(t *testing.T) {
 		if _, err := DecodeImage(bad); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("flipped byte %d: %v", i, err)
 		}
+	}
+}
+
+// TestDecodeImageVersion0: a snapshot written before controller registrations existed
+// (version 0: no controllers section) still restores, with no controllers.
+func TestDecodeImageVersion0(t *testing.T) {
+	img := emptyImage()
+	img.appliedIndex, img.nextProducerID = 12, 3000
+	img.brokers[1] = &BrokerInfo{ID: 1, Epoch: 4, IncarnationID: [16]byte{1}, Endpoints: []Endpoint{{"PLAINTEXT", "h1", 9092, "PLAINTEXT"}}}
+	v1 := AppendImage(nil, img)
+	// Version 0 is version 1 less the trailing (empty) controllers count, with its own CRC.
+	body := bytes.Clone(v1[:len(v1)-4-1])
+	body[len(imageMagic)] = 0
+	v0 := binary.BigEndian.AppendUint32(body, crc32.Checksum(body, castagnoli))
+	got, err := DecodeImage(v0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, img) {
+		t.Fatalf("decoded:\n%s\nwant:\n%s", dumpImage(got), dumpImage(img))
+	}
+	// A version from the future is refused.
+	future := bytes.Clone(v1[:len(v1)-4])
+	future[len(imageMagic)] = imageVersion + 1
+	future = binary.BigEndian.AppendUint32(future, crc32.Checksum(future, castagnoli))
+	if _, err := DecodeImage(future); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("future version: %v", err)
 	}
 }
 

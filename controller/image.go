@@ -20,6 +20,15 @@ type Image struct {
 	topics         map[string]*TopicInfo   // by name
 	topicsByID     map[[16]byte]*TopicInfo // same values as topics
 	brokerConfigs  map[string]map[string]string
+	controllers    map[int32]*ControllerInfo
+}
+
+// ControllerInfo is a controller's registration (a node with the controller role).
+type ControllerInfo struct {
+	ID            int32
+	IncarnationID [16]byte
+	// Endpoints are the Kafka listeners that answer the controller APIs.
+	Endpoints []Endpoint
 }
 
 // BrokerInfo is a broker's registration.
@@ -61,6 +70,7 @@ func emptyImage() *Image {
 		topics:        map[string]*TopicInfo{},
 		topicsByID:    map[[16]byte]*TopicInfo{},
 		brokerConfigs: map[string]map[string]string{},
+		controllers:   map[int32]*ControllerInfo{},
 	}
 }
 
@@ -78,6 +88,19 @@ func (img *Image) Brokers() []*BrokerInfo {
 	out := make([]*BrokerInfo, 0, len(img.brokers))
 	for _, id := range slices.Sorted(maps.Keys(img.brokers)) {
 		out = append(out, img.brokers[id])
+	}
+	return out
+}
+
+// Controller returns a controller's registration, or nil.
+func (img *Image) Controller(id int32) *ControllerInfo { return img.controllers[id] }
+
+// Controllers returns every registered controller, by ascending id. A controller removed
+// from the quorum keeps its registration.
+func (img *Image) Controllers() []*ControllerInfo {
+	out := make([]*ControllerInfo, 0, len(img.controllers))
+	for _, id := range slices.Sorted(maps.Keys(img.controllers)) {
+		out = append(out, img.controllers[id])
 	}
 	return out
 }
@@ -135,8 +158,8 @@ func (img *Image) uncleanElectionEnabled(t *TopicInfo, def bool) bool {
 // imageBuilder derives a new Image from a base, copying each map on its first change so the
 // base stays untouched.
 type imageBuilder struct {
-	img                                        *Image
-	brokersCopied, topicsCopied, configsCopied bool
+	img                                                           *Image
+	brokersCopied, topicsCopied, configsCopied, controllersCopied bool
 }
 
 func newImageBuilder(base *Image) *imageBuilder {
@@ -156,6 +179,13 @@ func (b *imageBuilder) deleteBroker(id int32) {
 		b.img.brokers, b.brokersCopied = maps.Clone(b.img.brokers), true
 	}
 	delete(b.img.brokers, id)
+}
+
+func (b *imageBuilder) putController(ci *ControllerInfo) {
+	if !b.controllersCopied {
+		b.img.controllers, b.controllersCopied = maps.Clone(b.img.controllers), true
+	}
+	b.img.controllers[ci.ID] = ci
 }
 
 func (b *imageBuilder) copyTopics() {

@@ -49,6 +49,8 @@ import (
 //	                           isr []int32, replicas []int32
 //	10    AllocateProducerIDs  broker_id int32, broker_epoch varint, first_id varint,
 //	                           size int32
+//	11    RegisterController   controller_id int32, incarnation_id uuid,
+//	                           endpoints (as in RegisterBroker)
 //
 // Compatibility: a change to a body is a new version of that type; a node that meets a
 // version it does not know stops applying (it must never skip a record others applied).
@@ -70,6 +72,7 @@ const (
 	TypeAlterConfigs        RecordType = 8
 	TypePartitionChange     RecordType = 9
 	TypeAllocateProducerIDs RecordType = 10
+	TypeRegisterController  RecordType = 11
 )
 
 const entryVersion = 0
@@ -97,6 +100,16 @@ type RegisterBrokerRecord struct {
 	IncarnationID [16]byte // new each time the broker process starts
 	Endpoints     []Endpoint
 	Rack          *string
+}
+
+// RegisterControllerRecord registers (or re-registers) a controller: a node with the
+// controller role, which may not be a broker (KIP-919's ControllerRegistrationRecord). Its
+// endpoints are the Kafka listeners that answer the controller APIs (forwarded metadata
+// writes, broker registrations and heartbeats, the quorum APIs).
+type RegisterControllerRecord struct {
+	ControllerID  int32
+	IncarnationID [16]byte // new each time the controller process starts
+	Endpoints     []Endpoint
 }
 
 // FenceBrokerRecord fences a broker: it may not lead or join ISRs. Applied only while
@@ -194,6 +207,7 @@ func (*DeleteTopicRecord) Type() RecordType         { return TypeDeleteTopic }
 func (*AlterConfigsRecord) Type() RecordType        { return TypeAlterConfigs }
 func (*PartitionChangeRecord) Type() RecordType     { return TypePartitionChange }
 func (*AllocateProducerIDsRecord) Type() RecordType { return TypeAllocateProducerIDs }
+func (*RegisterControllerRecord) Type() RecordType  { return TypeRegisterController }
 
 func (*RegisterBrokerRecord) Version() uint8      { return 0 }
 func (*FenceBrokerRecord) Version() uint8         { return 0 }
@@ -205,6 +219,7 @@ func (*DeleteTopicRecord) Version() uint8         { return 0 }
 func (*AlterConfigsRecord) Version() uint8        { return 0 }
 func (*PartitionChangeRecord) Version() uint8     { return 0 }
 func (*AllocateProducerIDsRecord) Version() uint8 { return 0 }
+func (*RegisterControllerRecord) Version() uint8  { return 0 }
 
 // AppendRecord appends rec's encoding (header and body) to dst.
 func AppendRecord(dst []byte, rec Record) []byte {
@@ -297,6 +312,8 @@ func decodeBodyV0(typ RecordType, body []byte) (Record, error) {
 			PartitionEpoch: r.int32(), ISR: r.int32s(), Replicas: r.int32s()}
 	case TypeAllocateProducerIDs:
 		rec = &AllocateProducerIDsRecord{BrokerID: r.int32(), BrokerEpoch: r.varint(), FirstID: r.varint(), Size: r.int32()}
+	case TypeRegisterController:
+		rec = &RegisterControllerRecord{ControllerID: r.int32(), IncarnationID: r.uuid(), Endpoints: decodeEndpoints(r)}
 	default:
 		return nil, fmt.Errorf("%w: unknown record type", ErrCorrupt)
 	}
@@ -310,15 +327,32 @@ func decodeBodyV0(typ RecordType, body []byte) (Record, error) {
 }
 
 func decodeRegisterBroker(r *reader) *RegisterBrokerRecord {
-	rec := &RegisterBrokerRecord{BrokerID: r.int32(), IncarnationID: r.uuid()}
-	if n := r.count(4); n > 0 { // an endpoint takes at least 4 bytes
-		rec.Endpoints = make([]Endpoint, n)
-		for i := range rec.Endpoints {
-			rec.Endpoints[i] = Endpoint{Name: r.string(), Host: r.string(), Port: r.int32(), Protocol: r.string()}
-		}
-	}
+	rec := &RegisterBrokerRecord{BrokerID: r.int32(), IncarnationID: r.uuid(), Endpoints: decodeEndpoints(r)}
 	rec.Rack = r.optString()
 	return rec
+}
+
+func decodeEndpoints(r *reader) []Endpoint {
+	n := r.count(4) // an endpoint takes at least 4 bytes
+	if n == 0 {
+		return nil
+	}
+	eps := make([]Endpoint, n)
+	for i := range eps {
+		eps[i] = Endpoint{Name: r.string(), Host: r.string(), Port: r.int32(), Protocol: r.string()}
+	}
+	return eps
+}
+
+func appendEndpoints(dst []byte, eps []Endpoint) []byte {
+	dst = appendUvarint(dst, uint64(len(eps)))
+	for _, e := range eps {
+		dst = appendString(dst, e.Name)
+		dst = appendString(dst, e.Host)
+		dst = appendVarint(dst, int64(e.Port))
+		dst = appendString(dst, e.Protocol)
+	}
+	return dst
 }
 
 func decodePartitionRecords(r *reader) []PartitionRecord {
@@ -346,14 +380,14 @@ func appendPartitionRecords(dst []byte, ps []PartitionRecord) []byte {
 func (rec *RegisterBrokerRecord) appendBody(dst []byte) []byte {
 	dst = appendVarint(dst, int64(rec.BrokerID))
 	dst = append(dst, rec.IncarnationID[:]...)
-	dst = appendUvarint(dst, uint64(len(rec.Endpoints)))
-	for _, e := range rec.Endpoints {
-		dst = appendString(dst, e.Name)
-		dst = appendString(dst, e.Host)
-		dst = appendVarint(dst, int64(e.Port))
-		dst = appendString(dst, e.Protocol)
-	}
+	dst = appendEndpoints(dst, rec.Endpoints)
 	return appendOptString(dst, rec.Rack)
+}
+
+func (rec *RegisterControllerRecord) appendBody(dst []byte) []byte {
+	dst = appendVarint(dst, int64(rec.ControllerID))
+	dst = append(dst, rec.IncarnationID[:]...)
+	return appendEndpoints(dst, rec.Endpoints)
 }
 
 func (rec *FenceBrokerRecord) appendBody(dst []byte) []byte {

@@ -25,6 +25,9 @@ func sampleRecords() []Record {
 		&AlterConfigsRecord{ResourceType: ConfigBroker},
 		&PartitionChangeRecord{TopicID: [16]byte{1}, Partition: 7, Leader: -1, LeaderEpoch: 3, PartitionEpoch: 9, ISR: []int32{2}, Replicas: []int32{2, 1}},
 		&AllocateProducerIDsRecord{BrokerID: 2, BrokerEpoch: 5, FirstID: 3000, Size: 1000},
+		&RegisterControllerRecord{ControllerID: 4, IncarnationID: [16]byte{4, 4},
+			Endpoints: []Endpoint{{Name: "CONTROLLER", Host: "10.0.0.4", Port: 9093, Protocol: "PLAINTEXT"}}},
+		&RegisterControllerRecord{ControllerID: 5},
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 //	field             type          notes
 //	────────────────  ────────────  ─────────────────────────────────────────────────────
 //	magic             4 bytes       "SPMI"
-//	version           u8            0
+//	version           u8            1 (0: the same without controllers)
 //	applied_index     uvarint
 //	next_producer_id  varint
 //	brokers           count, then   a RegisterBroker body (id int32, incarnation_id uuid,
@@ -27,13 +27,16 @@ import (
 //	                                partition_epoch int32
 //	broker_configs    count, then   name string ("" = cluster default), configs map
 //	                  (name asc)
+//	controllers       count, then   a RegisterController body (id int32,
+//	                  per controller  incarnation_id uuid, endpoints); version 1 only
+//	                  (id asc)
 //	crc               u32 BE        CRC-32C of every byte before it
 //
 // The encoding is canonical: equal images encode to equal bytes.
 
 const (
 	imageMagic       = "SPMI"
-	imageVersion     = 0
+	imageVersion     = 1
 	maxSnapshotBytes = 1 << 30
 )
 
@@ -71,6 +74,10 @@ func AppendImage(dst []byte, img *Image) []byte {
 		dst = appendString(dst, name)
 		dst = appendStringMap(dst, img.brokerConfigs[name])
 	}
+	dst = appendUvarint(dst, uint64(len(img.controllers)))
+	for _, ci := range img.Controllers() {
+		dst = (&RegisterControllerRecord{ControllerID: ci.ID, IncarnationID: ci.IncarnationID, Endpoints: ci.Endpoints}).appendBody(dst)
+	}
 	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
 
@@ -83,8 +90,9 @@ func DecodeImage(b []byte) (*Image, error) {
 	if crc32.Checksum(body, castagnoli) != sum {
 		return nil, fmt.Errorf("%w: metadata snapshot checksum mismatch", ErrCorrupt)
 	}
-	if v := body[len(imageMagic)]; v != imageVersion {
-		return nil, fmt.Errorf("%w: metadata snapshot version %d is unknown", ErrCorrupt, v)
+	version := body[len(imageMagic)]
+	if version > imageVersion {
+		return nil, fmt.Errorf("%w: metadata snapshot version %d is unknown", ErrCorrupt, version)
 	}
 	r := &reader{b: body[len(imageMagic)+1:]}
 	img := emptyImage()
@@ -119,6 +127,16 @@ func DecodeImage(b []byte) (*Image, error) {
 			r.fail("bad broker configs")
 		}
 		img.brokerConfigs[name] = m
+	}
+	if version >= 1 {
+		for n := r.count(18); n > 0 && r.err == nil; n-- { // id, uuid, endpoint count
+			ci := &ControllerInfo{ID: r.int32(), IncarnationID: r.uuid()}
+			ci.Endpoints = decodeEndpoints(r)
+			if img.controllers[ci.ID] != nil {
+				r.fail("duplicate controller")
+			}
+			img.controllers[ci.ID] = ci
+		}
 	}
 	if r.err != nil {
 		return nil, fmt.Errorf("decode metadata snapshot: %w", r.err)
