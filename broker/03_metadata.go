@@ -33,7 +33,7 @@ func (b *Broker) metadata(h *reqHeader, req *kmsg.MetadataRequest) *kmsg.Metadat
 	resp.ClusterID = &cid
 	resp.ControllerID = b.cfg.NodeID
 	if c := b.cluster; c != nil {
-		resp.ControllerID, _ = c.ctl.Leader()
+		resp.ControllerID = c.clientControllerID()
 	}
 	resp.AuthorizedOperations = -2147483648
 	all := req.Topics == nil || (h.version == 0 && len(req.Topics) == 0)

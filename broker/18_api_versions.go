@@ -15,7 +15,7 @@ import (
 
 func init() {
 	register(kmsg.ApiVersions, 0, 4, false, func(b *Broker, h *reqHeader, req *kmsg.ApiVersionsRequest) kmsg.Response {
-		resp := apiVersionsResponse()
+		resp := b.apiVersionsResponse()
 		if h.version >= 3 && (req.ClientSoftwareName == "" || req.ClientSoftwareVersion == "") {
 			resp.ErrorCode = errInvalidRequest
 		}
@@ -23,11 +23,15 @@ func init() {
 	})
 }
 
-func apiVersionsResponse() *kmsg.ApiVersionsResponse {
+// apiVersionsResponse lists the APIs this node serves: all of them, or on a
+// controller-only node the controller APIs.
+func (b *Broker) apiVersionsResponse() *kmsg.ApiVersionsResponse {
 	resp := kmsg.NewPtrApiVersionsResponse()
 	keys := make([]int, 0, len(apis))
 	for k := range apis {
-		keys = append(keys, int(k))
+		if b.serves(k) {
+			keys = append(keys, int(k))
+		}
 	}
 	sort.Ints(keys)
 	for _, k := range keys {
@@ -39,7 +43,7 @@ func apiVersionsResponse() *kmsg.ApiVersionsResponse {
 
 // apiVersionsUnsupported answers an ApiVersions request of an unknown version in v0 format.
 func (b *Broker) apiVersionsUnsupported(c *netio.Conn, seq netio.Seq, h *reqHeader) {
-	resp := apiVersionsResponse()
+	resp := b.apiVersionsResponse()
 	resp.ErrorCode = errUnsupportedVersion
 	resp.SetVersion(0)
 	hv0 := *h

@@ -256,6 +256,14 @@ func (c *brokerConfig) describe(synonyms bool) kmsg.DescribeConfigsResponseResou
 	return out
 }
 
+// processRoles is process.roles: both roles for a single node.
+func processRoles(c *Config) string {
+	if !c.Cluster.enabled() {
+		return (RoleBroker | RoleController).String()
+	}
+	return c.Cluster.roles(c.NodeID).String()
+}
+
 // brokerConfigs returns this node's configs, sorted by name: those Spate's Config sets, and
 // the broker fallbacks of every topic config (the log settings come from Config.Log).
 func (b *Broker) brokerConfigs() []brokerConfig {
@@ -282,7 +290,7 @@ func (b *Broker) brokerConfigs() []brokerConfig {
 		{"log.retention.check.interval.ms", cfgLong, ms(c.RetentionCheckInterval), str("300000")},
 		{"node.id", cfgInt, i64(int64(c.NodeID)), nil},
 		{"num.partitions", cfgInt, i64(int64(c.NumPartitions)), str("1")},
-		{"process.roles", cfgList, str("broker,controller"), nil},
+		{"process.roles", cfgList, str(processRoles(c)), nil},
 		{"transaction.abort.timed.out.transaction.cleanup.interval.ms", cfgInt, i64(c.Txn.AbortTimedOutTransactionsIntervalMs), str("10000")},
 		{"transaction.max.timeout.ms", cfgInt, i64(c.Txn.TransactionMaxTimeoutMs), str("900000")},
 		{"transaction.state.log.num.partitions", cfgInt, i64(int64(c.Txn.StatePartitions)), str("50")},

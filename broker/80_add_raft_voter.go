@@ -23,10 +23,10 @@ package broker
 // DescribeQuorum answers for __cluster_metadata-0 only (anything else:
 // UNKNOWN_TOPIC_OR_PARTITION per requested partition, as Kafka does) from the active
 // controller's Raft configuration: the leader, the voters (CurrentVoters) and the non-voters
-// (Observers) by id, and in v2 the voters' Raft addresses as nodes with one listener named
-// "RAFT". The Raft term is not exposed by package controller, so LeaderEpoch is -1
-// (unknown); HighWatermark and the leader's LogEndOffset are the leader's applied Raft
-// index; other replicas' progress is not known (-1), nor are fetch timestamps (-1) or
+// (Observers) by id, and in v2 the voters as nodes with their registered controller
+// endpoint (listener "CONTROLLER", once registered) and their Raft address (listener
+// "RAFT"). LeaderEpoch is the Raft term; HighWatermark and the leader's LogEndOffset are
+// the leader's applied Raft index; other replicas' progress is not known (-1), nor are fetch timestamps (-1) or
 // directory ids (zero).
 
 import (
@@ -254,7 +254,7 @@ func (c *cluster) describeQuorum(servers []controller.Server, resp *kmsg.Describ
 	slices.SortFunc(servers, func(a, b controller.Server) int { return int(a.ID) - int(b.ID) })
 	applied := int64(c.ctl.Image().AppliedIndex())
 	p := quorumPartition()
-	p.LeaderID, p.LeaderEpoch, p.HighWatermark = c.self, -1, applied
+	p.LeaderID, p.LeaderEpoch, p.HighWatermark = c.self, int32(c.ctl.Term()), applied
 	p.CurrentVoters = []kmsg.DescribeQuorumResponseTopicPartitionReplicaState{}
 	p.Observers = []kmsg.DescribeQuorumResponseTopicPartitionReplicaState{}
 	for _, s := range servers {
@@ -270,6 +270,13 @@ func (c *cluster) describeQuorum(servers []controller.Server, resp *kmsg.Describ
 		p.CurrentVoters = append(p.CurrentVoters, st)
 		n := kmsg.NewDescribeQuorumResponseNode()
 		n.NodeID = s.ID
+		if ci := c.ctl.Image().Controller(s.ID); ci != nil {
+			for _, ep := range ci.Endpoints {
+				l := kmsg.NewDescribeQuorumResponseNodeListener()
+				l.Name, l.Host, l.Port = ep.Name, ep.Host, uint16(ep.Port)
+				n.Listeners = append(n.Listeners, l)
+			}
+		}
 		if host, port, err := net.SplitHostPort(s.Addr); err == nil {
 			if pn, err := strconv.ParseUint(port, 10, 16); err == nil {
 				l := kmsg.NewDescribeQuorumResponseNodeListener()

@@ -261,7 +261,7 @@ func (b *Broker) Serve(c *netio.Conn, req *netio.Request) {
 		body = body[n:]
 	}
 	api, ok := apis[h.key]
-	if !ok || h.version < api.min || h.version > api.max {
+	if !ok || !b.serves(h.key) || h.version < api.min || h.version > api.max {
 		if h.key == kmsg.ApiVersions.Int16() {
 			b.apiVersionsUnsupported(c, req.Seq, &h)
 			return
@@ -284,6 +284,34 @@ func (b *Broker) Serve(c *netio.Conn, req *netio.Request) {
 	}
 	b.metrics.request(h.key)
 	api.serve(b, c, req.Seq, &h, body)
+}
+
+// controllerAPIs are the requests a controller-only node serves (Kafka's controller
+// listener: ApiMessageType's "controller" listener APIs that Spate implements).
+var controllerAPIs = map[int16]bool{
+	kmsg.ApiVersions.Int16():             true,
+	kmsg.CreateTopics.Int16():            true,
+	kmsg.DeleteTopics.Int16():            true,
+	kmsg.DescribeConfigs.Int16():         true,
+	kmsg.AlterConfigs.Int16():            true,
+	kmsg.CreatePartitions.Int16():        true,
+	kmsg.ElectLeaders.Int16():            true,
+	kmsg.IncrementalAlterConfigs.Int16(): true,
+	kmsg.DescribeQuorum.Int16():          true,
+	kmsg.AlterPartition.Int16():          true,
+	kmsg.DescribeCluster.Int16():         true,
+	kmsg.BrokerRegistration.Int16():      true,
+	kmsg.BrokerHeartbeat.Int16():         true,
+	kmsg.AllocateProducerIDs.Int16():     true,
+	kmsg.ControllerRegistration.Int16():  true,
+	kmsg.AddRaftVoter.Int16():            true,
+	kmsg.RemoveRaftVoter.Int16():         true,
+}
+
+// serves reports whether this node serves request key k: every registered API, except that
+// a controller-only node serves only controllerAPIs.
+func (b *Broker) serves(k int16) bool {
+	return b.cluster == nil || !b.cluster.controllerOnly() || controllerAPIs[k]
 }
 
 // skipTags skips a tagged-field section, bounded by the bytes present.

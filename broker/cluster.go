@@ -1,8 +1,8 @@
 package broker
 
 // Cluster mode: the broker's metadata comes from the Raft controller (package controller)
-// instead of the local topics file. It is on when ClusterConfig.Voters or
-// ClusterConfig.ControllerBootstrap is set.
+// instead of the local topics file. It is on when ClusterConfig.Voters,
+// ClusterConfig.ControllerBootstrap or ClusterConfig.Roles is set.
 //
 // # Roles
 //
@@ -20,8 +20,20 @@ package broker
 //     controller adds a registering node that is not yet a Raft server as a non-voter
 //     (62_broker_registration.go), so that the log starts flowing to it. Given no cluster id
 //     and no voters, it asks the bootstrap servers for the cluster id (DescribeCluster).
-//   - controller-only nodes (voters that are not brokers) are not supported: every voter
-//     registers as a broker.
+//   - controller-only (ClusterConfig.Roles = RoleController; Kafka's
+//     process.roles=controller): a Raft voter (or, when not among the voters, a non-voter
+//     that the operator promotes with AddRaftVoter) that is not a broker. It never
+//     registers as a broker, so it hosts no replicas and no coordinators and is absent from
+//     Metadata; its Kafka listener answers only the controller APIs (controllerAPIs: the
+//     forwarded metadata writes, broker registrations and heartbeats, AlterPartition,
+//     producer id blocks, the quorum APIs, DescribeCluster for controllers) and closes the
+//     connection on any other request, as a Kafka controller listener does.
+//
+// Every node with the controller role registers as a controller (KIP-919's
+// ControllerRegistration, 70_controller_registration.go) with its Kafka endpoint, so that
+// forwarders can reach a controller-only active controller, and DescribeCluster sent to a
+// controller lists them; a registering node that is not yet a Raft server is added as a
+// non-voter, as brokers are.
 //
 // Changing the voters is an explicit operator action, by Kafka's KIP-853 APIs on any node
 // (forwarded to the active controller): AddRaftVoter promotes a node that already follows
@@ -68,8 +80,34 @@ import (
 	"github.com/spate-broker/spate/coordinator/txn"
 )
 
+// ProcessRoles is what a cluster-mode node runs (Kafka's process.roles): a set of Role bits.
+type ProcessRoles uint8
+
+// The roles.
+const (
+	RoleBroker     ProcessRoles = 1 << iota // hosts replicas and serves clients
+	RoleController                          // a member of the metadata quorum
+)
+
+// String is the roles as process.roles spells them.
+func (r ProcessRoles) String() string {
+	switch r {
+	case RoleBroker:
+		return "broker"
+	case RoleController:
+		return "controller"
+	case RoleBroker | RoleController:
+		return "broker,controller"
+	}
+	return "none"
+}
+
 // ClusterConfig configures cluster mode. The zero value is single-node mode.
 type ClusterConfig struct {
+	// Roles are this node's roles; zero derives them: broker and controller for a node
+	// among the Voters, broker for one that is not. A voter always has the controller role;
+	// RoleController alone makes a controller-only node.
+	Roles ProcessRoles
 	// Voters are the initial controllers (Raft voters, every one also a broker): id and Raft
 	// address. A node whose NodeID is not among them is broker-only.
 	Voters []controller.Voter
@@ -93,7 +131,20 @@ type ClusterConfig struct {
 	ControllerOpTimeout time.Duration
 }
 
-func (c ClusterConfig) enabled() bool { return len(c.Voters) > 0 || len(c.ControllerBootstrap) > 0 }
+func (c ClusterConfig) enabled() bool {
+	return len(c.Voters) > 0 || len(c.ControllerBootstrap) > 0 || c.Roles != 0
+}
+
+// roles resolves Roles for node id (see Roles).
+func (c ClusterConfig) roles(id int32) ProcessRoles {
+	if c.Roles != 0 {
+		return c.Roles
+	}
+	if c.isVoterID(id) {
+		return RoleBroker | RoleController
+	}
+	return RoleBroker
+}
 
 // isVoterID reports whether id is among the configured voters.
 func (c ClusterConfig) isVoterID(id int32) bool {
@@ -115,7 +166,7 @@ func (c ClusterConfig) derivedClusterID() string {
 	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
 }
 
-// discoverClusterID asks the bootstrap servers for the cluster id (DescribeCluster v0),
+// discoverClusterID asks the bootstrap servers for the cluster id (DescribeCluster v1),
 // each in turn, until one answers or ControllerOpTimeout (default 30s) passes. It returns ""
 // when none answered: the data folder's id is then kept (a restart), or a fresh folder gets
 // a random one, which the controller refuses (INCONSISTENT_CLUSTER_ID, logged) — give such
@@ -129,18 +180,23 @@ func (c ClusterConfig) discoverClusterID() string {
 	defer cancel()
 	for {
 		for _, addr := range c.ControllerBootstrap {
-			req := kmsg.NewPtrDescribeClusterRequest()
-			req.SetVersion(0)
-			fc := &fwdConn{addr: addr}
-			rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
-			r, err := fc.roundTrip(rctx, req, 1)
-			rcancel()
-			if fc.conn != nil {
-				fc.conn.Close()
-			}
-			if err == nil {
-				if resp := r.(*kmsg.DescribeClusterResponse); resp.ErrorCode == 0 && resp.ClusterID != "" {
-					return resp.ClusterID
+			// A combined node answers for BROKER endpoints, a controller-only one for
+			// CONTROLLER endpoints (60_describe_cluster.go): ask for both in turn.
+			for _, typ := range []int8{1, 2} {
+				req := kmsg.NewPtrDescribeClusterRequest()
+				req.SetVersion(1)
+				req.EndpointType = typ
+				fc := &fwdConn{addr: addr}
+				rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+				r, err := fc.roundTrip(rctx, req, 1)
+				rcancel()
+				if fc.conn != nil {
+					fc.conn.Close()
+				}
+				if err == nil {
+					if resp := r.(*kmsg.DescribeClusterResponse); resp.ErrorCode == 0 && resp.ClusterID != "" {
+						return resp.ClusterID
+					}
 				}
 			}
 		}
@@ -158,6 +214,8 @@ type cluster struct {
 	ctl  *controller.Controller
 	fwd  *forwarder
 	self int32
+	// roles are this node's roles (never zero).
+	roles ProcessRoles
 	// raftAddr is this node's advertised Raft address (sent with its registration).
 	raftAddr string
 
@@ -182,13 +240,21 @@ func (b *Broker) startCluster() error {
 			raftAddr = v.Addr
 		}
 	}
+	roles := cc.roles(b.cfg.NodeID)
+	switch {
+	case roles == 0 || roles&^(RoleBroker|RoleController) != 0:
+		return fmt.Errorf("cluster: node %d has no valid roles (%d)", b.cfg.NodeID, roles)
+	case cc.isVoterID(b.cfg.NodeID) && roles&RoleController == 0:
+		return fmt.Errorf("cluster: node %d is among the controller quorum voters, so it must have the controller role", b.cfg.NodeID)
+	}
 	if !cc.isVoterID(b.cfg.NodeID) {
-		// Broker-only: a Raft non-voter that the active controller adds when it registers.
+		// A Raft non-voter that the active controller adds when it registers (as a broker, or
+		// as a controller to be promoted with AddRaftVoter).
 		if raftAddr == "" {
-			return fmt.Errorf("cluster: node %d is broker-only (not among the voters) and needs its own raft address (-controller-listen)", b.cfg.NodeID)
+			return fmt.Errorf("cluster: node %d is not among the voters and needs its own raft address (-controller-listen)", b.cfg.NodeID)
 		}
 		if len(cc.ControllerBootstrap) == 0 {
-			return fmt.Errorf("cluster: node %d is broker-only (not among the voters) and needs controller bootstrap servers (-controller-bootstrap-servers)", b.cfg.NodeID)
+			return fmt.Errorf("cluster: node %d is not among the voters and needs controller bootstrap servers (-controller-bootstrap-servers)", b.cfg.NodeID)
 		}
 	}
 	if raftAddr == "" {
@@ -215,14 +281,21 @@ func (b *Broker) startCluster() error {
 	if cc.AdvertisedRaftAddr != "" {
 		raftAddr = cc.AdvertisedRaftAddr
 	}
-	c := &cluster{b: b, ctl: ctl, self: b.cfg.NodeID, raftAddr: raftAddr, stop: make(chan struct{}), isrKick: make(chan struct{}, 1)}
+	c := &cluster{b: b, ctl: ctl, self: b.cfg.NodeID, roles: roles, raftAddr: raftAddr, stop: make(chan struct{}), isrKick: make(chan struct{}, 1)}
 	c.base, c.cancelBase = context.WithCancel(context.Background())
 	c.fwd = newForwarder(c)
 	b.cluster = c
-	c.wg.Add(3)
-	go c.heartbeatLoop()
+	c.wg.Add(1)
 	go c.applyLoop()
-	go c.isrLoop()
+	if roles&RoleBroker != 0 {
+		c.wg.Add(2)
+		go c.heartbeatLoop()
+		go c.isrLoop()
+	}
+	if roles&RoleController != 0 {
+		c.wg.Add(1)
+		go c.controllerRegistrationLoop()
+	}
 	return nil
 }
 
@@ -413,15 +486,34 @@ func (c *cluster) ensureRaftMember(ctx context.Context, id int32, raftAddr strin
 	return c.ctl.AddNonvoter(ctx, id, raftAddr)
 }
 
-// leaderEndpoint returns the Kafka address of a node, from the image.
+// leaderEndpoint returns the Kafka address of a node, from the image: its broker endpoint,
+// else (a controller-only node) its controller endpoint.
 func (c *cluster) leaderEndpoint(id int32) (string, bool) {
 	img := c.ctl.Image()
-	bi := img.Broker(id)
-	if bi == nil || len(bi.Endpoints) == 0 {
+	var eps []controller.Endpoint
+	if bi := img.Broker(id); bi != nil && len(bi.Endpoints) > 0 {
+		eps = bi.Endpoints
+	} else if ci := img.Controller(id); ci != nil {
+		eps = ci.Endpoints
+	}
+	if len(eps) == 0 {
 		return "", false
 	}
-	ep := bi.Endpoints[0]
-	return net.JoinHostPort(ep.Host, strconv.Itoa(int(ep.Port))), true
+	return net.JoinHostPort(eps[0].Host, strconv.Itoa(int(eps[0].Port))), true
+}
+
+// controllerOnly reports whether this node is a controller and not a broker.
+func (c *cluster) controllerOnly() bool { return c.roles == RoleController }
+
+// clientControllerID is the controller id Metadata and DescribeCluster give clients: the
+// active controller when it is a broker they can reach, else this node (which forwards
+// their admin requests), as Kafka's KRaft brokers answer with an alive broker.
+func (c *cluster) clientControllerID() int32 {
+	id, _ := c.ctl.Leader()
+	if bi := c.ctl.Image().Broker(id); bi != nil && !bi.Fenced {
+		return id
+	}
+	return c.self
 }
 
 // waitImage waits until the local image satisfies pred (a write's effect is visible here).

@@ -2,7 +2,9 @@ package broker
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -194,11 +196,15 @@ func TestClusterRolesBrokerOnlyNodeAndVoterChanges(t *testing.T) {
 	}
 
 	leader, _ := tc.nodes[0].b.cluster.ctl.Leader()
+	tc.waitControllers(1, 2, 3)
+	epoch := tc.nodes[leader-1].b.cluster.ctl.Term()
+	// A combined voter's nodes entry: its registered controller endpoint (its Kafka
+	// listener), then its Raft address.
 	var raftNodes []string
-	for _, v := range tc.voters {
-		raftNodes = append(raftNodes, fmt.Sprintf("%d:RAFT://%s", v.ID, v.Addr))
+	for i, v := range tc.voters {
+		raftNodes = append(raftNodes, fmt.Sprintf("%d:CONTROLLER://%s %d:RAFT://%s", v.ID, tc.nodes[i].addr, v.ID, v.Addr))
 	}
-	want := fmt.Sprintf("leader=%d epoch=-1 voters=[1 2 3] observers=[4] nodes=%v", leader, raftNodes)
+	want := fmt.Sprintf("leader=%d epoch=%d voters=[1 2 3] observers=[4] nodes=%v", leader, epoch, raftNodes)
 	for _, addr := range []string{n4.addr, tc.nodes[leader-1].addr} {
 		got, p := quorumView(t, addr)
 		if got != want {
@@ -260,7 +266,7 @@ func TestClusterRolesBrokerOnlyNodeAndVoterChanges(t *testing.T) {
 	if r := addRaftVoter(t, tc.nodes[other-1].addr, clusterID, 4, raft4); r.ErrorCode != 0 || r.ErrorMessage != nil {
 		t.Fatalf("AddRaftVoter 4 through node %d: %d %s", other, r.ErrorCode, errMsg(r.ErrorMessage))
 	}
-	want = fmt.Sprintf("leader=%d epoch=-1 voters=[1 2 3 4] observers=[] nodes=%v", leader, append(raftNodes, "4:RAFT://"+raft4))
+	want = fmt.Sprintf("leader=%d epoch=%d voters=[1 2 3 4] observers=[] nodes=%v", leader, epoch, append(raftNodes, "4:RAFT://"+raft4))
 	for _, addr := range []string{n4.addr, tc.nodes[other-1].addr} {
 		if got, _ := quorumView(t, addr); got != want {
 			t.Fatalf("DescribeQuorum from %s after AddRaftVoter:\n got %s\nwant %s", addr, got, want)
@@ -292,7 +298,7 @@ func TestClusterRolesBrokerOnlyNodeAndVoterChanges(t *testing.T) {
 			nodes = append(nodes, map[bool]string{true: "4:RAFT://" + raft4, false: raftNodes[min(id, 3)-1]}[id == 4])
 		}
 	}
-	want = fmt.Sprintf("leader=%d epoch=-1 voters=%v observers=[%d] nodes=%v", leader, voters, removed, nodes)
+	want = fmt.Sprintf("leader=%d epoch=%d voters=%v observers=[%d] nodes=%v", leader, epoch, voters, removed, nodes)
 	for _, addr := range []string{n4.addr, tc.nodes[leader-1].addr, tc.nodes[removed-1].addr} {
 		if got, _ := quorumView(t, addr); got != want {
 			t.Fatalf("DescribeQuorum from %s after RemoveRaftVoter:\n got %s\nwant %s", addr, got, want)
@@ -354,9 +360,15 @@ func TestClusterRolesConfig(t *testing.T) {
 		want string
 	}{
 		{ClusterConfig{ControllerBootstrap: []string{"127.0.0.1:1"}},
-			"cluster: node 4 is broker-only (not among the voters) and needs its own raft address (-controller-listen)"},
+			"cluster: node 4 is not among the voters and needs its own raft address (-controller-listen)"},
 		{ClusterConfig{Voters: []controller.Voter{{ID: 1, Addr: "127.0.0.1:1"}}, RaftAddr: "127.0.0.1:0"},
-			"cluster: node 4 is broker-only (not among the voters) and needs controller bootstrap servers (-controller-bootstrap-servers)"},
+			"cluster: node 4 is not among the voters and needs controller bootstrap servers (-controller-bootstrap-servers)"},
+		{ClusterConfig{Roles: RoleController, RaftAddr: "127.0.0.1:0"},
+			"cluster: node 4 is not among the voters and needs controller bootstrap servers (-controller-bootstrap-servers)"},
+		{ClusterConfig{Roles: RoleBroker, Voters: []controller.Voter{{ID: 4, Addr: "127.0.0.1:0"}}},
+			"cluster: node 4 is among the controller quorum voters, so it must have the controller role"},
+		{ClusterConfig{Roles: 4, Voters: []controller.Voter{{ID: 4, Addr: "127.0.0.1:0"}}},
+			"cluster: node 4 has no valid roles (4)"},
 	} {
 		cfg := DefaultConfig()
 		cfg.DataDir, cfg.NodeID, cfg.ClusterID, cfg.Cluster = t.TempDir(), 4, "given", c.cc
@@ -379,5 +391,231 @@ func TestClusterRolesConfig(t *testing.T) {
 	}
 	if r := removeRaftVoter(t, tb.addr, tb.b.ClusterID(), 1); r.ErrorCode != errUnsupportedVersion {
 		t.Fatalf("single node RemoveRaftVoter: %d", r.ErrorCode)
+	}
+}
+
+// TestClusterRolesControllerOnlyNodes: three controller-only voters (process.roles
+// =controller) and three broker-only nodes started with just the controllers as bootstrap
+// servers (no voters, no cluster id). The controllers register (KIP-919) and are reached
+// through their controller endpoints: the brokers learn the cluster id from them
+// (DescribeCluster for CONTROLLER endpoints), register, follow the log and serve an RF 3
+// topic created through a broker (forwarded to the controller-only active controller) with
+// acks=all, byte for byte on every replica. A controller's listener offers only the
+// controller APIs (ApiVersions lists exactly them; a Metadata request closes the
+// connection) and answers DescribeCluster for controllers, not brokers; Metadata from a
+// broker lists only brokers and names a broker as controller. Stopping the active
+// controller elects another controller-only node, and topics are still created and used. A
+// fourth controller-only node started outside the voters registers through the bootstrap
+// servers, becomes an observer and is promoted by AddRaftVoter.
+func TestClusterRolesControllerOnlyNodes(t *testing.T) {
+	start := time.Now()
+	tc := &testCluster{t: t}
+	ctlMod := func(c *Config) {
+		c.Cluster = ClusterConfig{Roles: RoleController, Voters: tc.voters, SessionTimeout: 2 * time.Second,
+			ReplicaLagTimeMax: 3 * time.Second, RaftTimeout: 300 * time.Millisecond, ControllerOpTimeout: 10 * time.Second}
+	}
+	for i := 0; i < 3; i++ {
+		tc.voters = append(tc.voters, controller.Voter{ID: int32(i + 1), Addr: "127.0.0.1:" + strconv.Itoa(freePort(t))})
+	}
+	for i := 0; i < 3; i++ {
+		dir := t.TempDir()
+		n := startBroker(t, dir, func(c *Config) { c.NodeID = int32(i + 1); ctlMod(c) })
+		tc.nodes, tc.dirs = append(tc.nodes, n), append(tc.dirs, dir)
+	}
+	ctlAddrs := tc.addrs()
+	for i := 0; i < 3; i++ {
+		dir := t.TempDir()
+		n := startBroker(t, dir, func(c *Config) {
+			c.NodeID = int32(i + 4)
+			c.Cluster = ClusterConfig{ControllerBootstrap: ctlAddrs, RaftAddr: "127.0.0.1:" + strconv.Itoa(freePort(t)),
+				SessionTimeout: 2 * time.Second, ReplicaLagTimeMax: 3 * time.Second,
+				RaftTimeout: 300 * time.Millisecond, ControllerOpTimeout: 10 * time.Second}
+			c.Groups.InitialRebalanceDelay = 0
+		})
+		tc.nodes, tc.dirs = append(tc.nodes, n), append(tc.dirs, dir)
+	}
+	tc.waitBrokers(3)
+	tc.waitControllers(1, 2, 3)
+	t.Logf("cluster up after %v", time.Since(start))
+	clusterID := tc.nodes[0].b.ClusterID()
+	for i, n := range tc.nodes {
+		if n.b.ClusterID() != clusterID {
+			t.Fatalf("node %d cluster id %q, want %q", i+1, n.b.ClusterID(), clusterID)
+		}
+	}
+	if ids := brokerIDs(tc.nodes[0].b.cluster.ctl.Image()); fmt.Sprint(ids) != "[4 5 6]" {
+		t.Fatalf("registered brokers %v, want [4 5 6]", ids)
+	}
+
+	// A controller's listener: the controller APIs only.
+	av := kmsg.NewPtrApiVersionsRequest()
+	av.SetVersion(2) // admRaw reads v3's header as flexible, which ApiVersions' is not
+	var keys []int16
+	for _, k := range admRaw[*kmsg.ApiVersionsResponse](t, ctlAddrs[0], av).ApiKeys {
+		keys = append(keys, k.ApiKey)
+	}
+	var want []int16
+	for k := range controllerAPIs {
+		want = append(want, k)
+	}
+	slices.Sort(want)
+	if fmt.Sprint(keys) != fmt.Sprint(want) {
+		t.Fatalf("controller ApiVersions keys %v, want %v", keys, want)
+	}
+	if n := len(admRaw[*kmsg.ApiVersionsResponse](t, tc.nodes[3].addr, av).ApiKeys); n <= len(want) {
+		t.Fatalf("broker ApiVersions lists %d keys", n)
+	}
+	assertClosesOn(t, ctlAddrs[1], kmsg.NewPtrMetadataRequest())
+	for addr, want := range map[string]string{ctlAddrs[0]: "controller", tc.nodes[3].addr: "broker"} {
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		req.SetVersion(4)
+		r := kmsg.NewDescribeConfigsRequestResource()
+		r.ResourceType = kmsg.ConfigResourceTypeBroker
+		r.ResourceName = map[bool]string{true: "1", false: "4"}[want == "controller"]
+		r.ConfigNames = []string{"process.roles"}
+		req.Resources = append(req.Resources, r)
+		resp := admRaw[*kmsg.DescribeConfigsResponse](t, addr, req)
+		if len(resp.Resources) != 1 || len(resp.Resources[0].Configs) != 1 || resp.Resources[0].Configs[0].Value == nil ||
+			*resp.Resources[0].Configs[0].Value != want {
+			t.Fatalf("process.roles from %s: %+v, want %s", addr, resp.Resources, want)
+		}
+	}
+
+	// DescribeCluster: controllers on a controller's listener, brokers on a broker's.
+	leader, _ := tc.nodes[0].b.cluster.ctl.Leader()
+	describe := func(addr string, typ int8) *kmsg.DescribeClusterResponse {
+		req := kmsg.NewPtrDescribeClusterRequest()
+		req.SetVersion(1)
+		req.EndpointType = typ
+		return admRaw[*kmsg.DescribeClusterResponse](t, addr, req)
+	}
+	dc := describe(ctlAddrs[2], 2)
+	var nodes []string
+	for _, b := range dc.Brokers {
+		nodes = append(nodes, fmt.Sprintf("%d@%s:%d", b.NodeID, b.Host, b.Port))
+	}
+	wantNodes := fmt.Sprintf("[1@%s 2@%s 3@%s]", ctlAddrs[0], ctlAddrs[1], ctlAddrs[2])
+	if dc.ErrorCode != 0 || dc.ClusterID != clusterID || dc.ControllerID != leader || dc.EndpointType != 2 || fmt.Sprint(nodes) != wantNodes {
+		t.Fatalf("DescribeCluster(CONTROLLER) from a controller: %+v %v, want controller %d nodes %s", dc, nodes, leader, wantNodes)
+	}
+	if dc := describe(ctlAddrs[2], 1); dc.ErrorCode != errMismatchedEndpointType {
+		t.Fatalf("DescribeCluster(BROKER) from a controller: %d", dc.ErrorCode)
+	}
+	if dc := describe(tc.nodes[4].addr, 2); dc.ErrorCode != errMismatchedEndpointType {
+		t.Fatalf("DescribeCluster(CONTROLLER) from a broker: %d", dc.ErrorCode)
+	}
+	if dc := describe(tc.nodes[4].addr, 1); dc.ErrorCode != 0 || len(dc.Brokers) != 3 || dc.ControllerID < 4 {
+		t.Fatalf("DescribeCluster(BROKER) from a broker: %+v", dc)
+	}
+
+	// An RF 3 topic through a broker, acks=all, identical replicas.
+	if code, msg := createTopicOn(t, tc.nodes[3].addr, "ctl-only", 3, 3, nil); code != 0 {
+		t.Fatalf("create through a broker: %d %s", code, msg)
+	}
+	for i := range tc.nodes {
+		tc.waitISR(i, "ctl-only", nil)
+	}
+	md, err := kadm.NewClient(newClient(t, tc.nodes[5].addr)).Metadata(admCtx(t), "ctl-only")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := md.Brokers.NodeIDs(); fmt.Sprint(ids) != "[4 5 6]" || md.Controller < 4 || md.Cluster != clusterID {
+		t.Fatalf("Metadata from a broker: brokers %v, controller %d, cluster %q", ids, md.Controller, md.Cluster)
+	}
+	produceConsume(t, tc.nodes[3].addr, "ctl-only", 300)
+	if hws := tc.checkReplicasIdentical("ctl-only", 3); hws[0]+hws[1]+hws[2] != 300 {
+		t.Fatalf("ctl-only high watermarks %v, want 300 records in all", hws)
+	}
+	for i := 0; i < 3; i++ {
+		if entries, _ := os.ReadDir(tc.dirs[i]); slices.ContainsFunc(entries, func(e os.DirEntry) bool { return strings.HasPrefix(e.Name(), "ctl-only") }) {
+			t.Fatalf("controller-only node %d holds a replica", i+1)
+		}
+	}
+
+	// The active controller stops: another controller-only node leads, and the cluster
+	// still creates and serves topics.
+	tc.nodes[leader-1].stop()
+	var next int32 = -1
+	deadline := time.Now().Add(20 * time.Second)
+	for next < 0 || next == leader {
+		if time.Now().After(deadline) {
+			t.Fatalf("no new active controller after node %d stopped", leader)
+		}
+		time.Sleep(50 * time.Millisecond)
+		next, _ = tc.nodes[3].b.cluster.ctl.Leader()
+	}
+	if next > 3 {
+		t.Fatalf("broker-only node %d leads the quorum", next)
+	}
+	if code, msg := createTopicOn(t, tc.nodes[4].addr, "after-failover", 2, 3, nil); code != 0 {
+		t.Fatalf("create after the controller failover: %d %s", code, msg)
+	}
+	for i := 3; i < 6; i++ {
+		tc.waitISR(i, "after-failover", nil)
+	}
+	produceConsume(t, tc.nodes[5].addr, "after-failover", 100)
+	tc.checkReplicasIdentical("after-failover", 2)
+	t.Logf("failover done after %v", time.Since(start))
+
+	// A new controller-only node outside the voters: an observer until promoted.
+	raft7 := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	live := []string{tc.nodes[next-1].addr}
+	n7 := startBroker(t, "", func(c *Config) {
+		c.NodeID = 7
+		c.Cluster = ClusterConfig{Roles: RoleController, ControllerBootstrap: live, RaftAddr: raft7,
+			SessionTimeout: 2 * time.Second, RaftTimeout: 300 * time.Millisecond, ControllerOpTimeout: 10 * time.Second}
+	})
+	tc.nodes = append(tc.nodes, n7)
+	tc.waitControllers(7)
+	servers, err := tc.nodes[next-1].b.cluster.ctl.Servers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := findServer(servers, 7); !ok || s.Voter || s.Addr != raft7 {
+		t.Fatalf("node 7 in the Raft configuration: %+v", servers)
+	}
+	if r := addRaftVoter(t, tc.nodes[3].addr, clusterID, 7, raft7); r.ErrorCode != 0 {
+		t.Fatalf("AddRaftVoter 7: %d %s", r.ErrorCode, errMsg(r.ErrorMessage))
+	}
+	got, p := quorumView(t, n7.addr)
+	if term := tc.nodes[next-1].b.cluster.ctl.Term(); p.LeaderID != next || p.LeaderEpoch != int32(term) || term == 0 ||
+		!strings.Contains(got, "voters=[1 2 3 7] observers=[4 5 6]") ||
+		!strings.Contains(got, fmt.Sprintf("7:CONTROLLER://%s 7:RAFT://%s", n7.addr, raft7)) {
+		t.Fatalf("DescribeQuorum after promoting 7: %s (leader term %d)", got, term)
+	}
+	dc = describe(n7.addr, 2)
+	nodes = nodes[:0]
+	for _, b := range dc.Brokers {
+		nodes = append(nodes, fmt.Sprint(b.NodeID))
+	}
+	if fmt.Sprint(nodes) != "[1 2 3 7]" || dc.ControllerID != next {
+		t.Fatalf("DescribeCluster(CONTROLLER) from node 7: controllers %v, controller %d", nodes, dc.ControllerID)
+	}
+	t.Logf("done after %v", time.Since(start))
+}
+
+func brokerIDs(img *controller.Image) []int32 {
+	var ids []int32
+	for _, b := range img.Brokers() {
+		ids = append(ids, b.ID)
+	}
+	return ids
+}
+
+// assertClosesOn sends req and expects the connection closed without an answer.
+func assertClosesOn(t *testing.T, addr string, req kmsg.Request) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write(kmsg.NewRequestFormatter(kmsg.FormatterClientID("roles-test")).AppendRequest(nil, req, 1)); err != nil {
+		t.Fatal(err)
+	}
+	var b [1]byte
+	if n, err := conn.Read(b[:]); err != io.EOF {
+		t.Fatalf("%s: read %d bytes, err %v; want the connection closed", kmsg.NameForKey(req.Key()), n, err)
 	}
 }

@@ -94,6 +94,33 @@ func (tc *testCluster) waitBrokers(want int) {
 	}
 }
 
+// waitControllers waits until every live node's Image holds the controller registrations of
+// ids (controllerRegistrationLoop runs after start).
+func (tc *testCluster) waitControllers(ids ...int32) {
+	tc.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok := true
+		for _, n := range tc.nodes {
+			if n == nil || n.srv == nil {
+				continue
+			}
+			for _, id := range ids {
+				if n.b.cluster.ctl.Image().Controller(id) == nil {
+					ok = false
+				}
+			}
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			tc.t.Fatalf("controllers %v did not register", ids)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // partitionOn returns node i's replica of topic/p, nil when it hosts none.
 func (tc *testCluster) partitionOn(i int, topic string, p int32) *partition {
 	return tc.nodes[i].b.topics.partition(topic, p)

@@ -40,6 +40,8 @@ type procCluster struct {
 	raftListen     []string
 	raftAdvertised []string
 	stderr         func(i int) io.Writer
+	// extraArgs, when set, adds flags to node i's command line.
+	extraArgs func(i int) []string
 }
 
 func startProcCluster(t *testing.T, n int) *procCluster {
@@ -81,6 +83,9 @@ func (pc *procCluster) start(i int) {
 	}
 	if pc.raftAdvertised != nil {
 		cmd.Args = append(cmd.Args, "-controller-advertised", pc.raftAdvertised[i])
+	}
+	if pc.extraArgs != nil {
+		cmd.Args = append(cmd.Args, pc.extraArgs(i)...)
 	}
 	cmd.Stderr = os.Stderr
 	if pc.stderr != nil {

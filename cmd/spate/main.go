@@ -81,7 +81,8 @@ func run(args []string) error {
 	txnAbortInterval := fs.Duration("transaction-abort-timed-out-interval", time.Duration(def.Txn.AbortTimedOutTransactionsIntervalMs)*time.Millisecond, "transaction.abort.timed.out.transaction.cleanup.interval.ms")
 	txnPartitions := fs.Int("transaction-state-partitions", int(def.Txn.StatePartitions), "transaction.state.log.num.partitions (used when __transaction_state is created)")
 	txnIDExpiration := fs.Duration("transactional-id-expiration", time.Duration(def.Txn.TransactionalIDExpirationMs)*time.Millisecond, "transactional.id.expiration.ms")
-	voters := fs.String("controller-quorum-voters", "", "cluster mode: the initial controllers (Raft voters) as id@host:port (Raft addresses), comma-separated; every one is also a broker, and a node not listed is broker-only. Empty, and no -controller-bootstrap-servers: a single node")
+	voters := fs.String("controller-quorum-voters", "", "cluster mode: the initial controllers (Raft voters) as id@host:port (Raft addresses), comma-separated; by default every one is also a broker, and a node not listed is broker-only. Empty, and no -controller-bootstrap-servers: a single node")
+	roles := fs.String("process-roles", "", "cluster mode: process.roles, this node's roles: broker, controller, or broker,controller (default: broker,controller for a node among -controller-quorum-voters, else broker). A controller-only node hosts no data and answers only the controller APIs")
 	bootstrap := fs.String("controller-bootstrap-servers", "", "cluster mode: Kafka addresses (host:port, comma-separated) of controller nodes, to reach the active controller before this node has the metadata; required for a broker-only node, which may be given just this (no -controller-quorum-voters)")
 	raftListen := fs.String("controller-listen", "", "cluster mode: this node's Raft address (default: its entry in -controller-quorum-voters; required for a broker-only node)")
 	raftAdvertised := fs.String("controller-advertised", "", "cluster mode: this node's Raft address as peers dial it (default: -controller-listen, which must then be a specific address); a broker-only node registers with it")
@@ -135,7 +136,12 @@ func run(args []string) error {
 	cfg.NodeID = int32(*nodeID)
 	cfg.NumPartitions = int32(*partitions)
 	cfg.AutoCreateTopics = *autoCreate
-	if *voters != "" || *bootstrap != "" {
+	if *voters != "" || *bootstrap != "" || *roles != "" {
+		r, err := parseRoles(*roles)
+		if err != nil {
+			return err
+		}
+		cfg.Cluster.Roles = r
 		if *voters != "" {
 			vs, err := parseVoters(*voters)
 			if err != nil {
@@ -251,4 +257,23 @@ func parseBootstrap(s string) ([]string, error) {
 		out = append(out, addr)
 	}
 	return out, nil
+}
+
+// parseRoles parses -process-roles ("" is zero: derived from the voters).
+func parseRoles(s string) (broker.ProcessRoles, error) {
+	var r broker.ProcessRoles
+	if strings.TrimSpace(s) == "" {
+		return 0, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		switch strings.TrimSpace(part) {
+		case "broker":
+			r |= broker.RoleBroker
+		case "controller":
+			r |= broker.RoleController
+		default:
+			return 0, fmt.Errorf("process-roles: %q is not broker or controller", part)
+		}
+	}
+	return r, nil
 }
