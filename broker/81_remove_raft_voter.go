@@ -8,9 +8,9 @@ package broker
 // (not a voter — unknown, or an observer — or the last voter), INCONSISTENT_CLUSTER_ID,
 // NOT_CONTROLLER, REQUEST_TIMED_OUT. The directory id is not checked (Spate has none).
 //
-// The active controller cannot remove itself yet: Raft would shut down on it when the
-// change commits, and package controller offers no leadership transfer to move leadership
-// first. That request is INVALID_REQUEST (retry it after leadership moved).
+// The active controller removing itself first hands leadership to another voter (a Raft
+// leadership transfer), then forwards the request to the new active controller, which
+// removes it like any other voter; the answer is the new controller's.
 
 import (
 	"context"
@@ -44,7 +44,7 @@ func init() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.opTimeout())
 		defer cancel()
-		if code, msg := c.removeVoter(ctx, req.VoterID); code != 0 {
+		if code, msg := c.removeVoter(ctx, req); code != 0 {
 			return fail(code, msg)
 		}
 		return resp
@@ -53,7 +53,8 @@ func init() {
 
 // removeVoter removes a voter, keeping a registered broker as a non-voter. Active
 // controller only.
-func (c *cluster) removeVoter(ctx context.Context, id int32) (int16, string) {
+func (c *cluster) removeVoter(ctx context.Context, req *kmsg.RemoveRaftVoterRequest) (int16, string) {
+	id := req.VoterID
 	servers, err := c.ctl.Servers()
 	if err != nil {
 		return quorumCode(ctx, err), err.Error()
@@ -66,7 +67,7 @@ func (c *cluster) removeVoter(ctx context.Context, id int32) (int16, string) {
 	case len(voters) == 1:
 		return errVoterNotFound, fmt.Sprintf("Cannot remove voter %d: the set of voters %v would be empty.", id, voters)
 	case id == c.self:
-		return errInvalidRequest, fmt.Sprintf("Node %d is the active controller, which cannot remove itself: retry once another voter leads.", id)
+		return c.removeSelf(ctx, req)
 	}
 	if err := c.ctl.RemoveServer(ctx, id); err != nil {
 		return quorumCode(ctx, err), err.Error()
@@ -80,4 +81,26 @@ func (c *cluster) removeVoter(ctx context.Context, id int32) (int16, string) {
 	}
 	c.b.log.Info("the removed voter stays in the metadata quorum as a non-voter", "node", id, "raft_addr", cur.Addr)
 	return 0, ""
+}
+
+// removeSelf removes the active controller: leadership moves to another voter, which is
+// sent the request.
+func (c *cluster) removeSelf(ctx context.Context, req *kmsg.RemoveRaftVoterRequest) (int16, string) {
+	c.b.log.Info("handing over the active controller's role before removing this node from the quorum")
+	if err := c.ctl.TransferLeadership(); err != nil {
+		return quorumCode(ctx, err), fmt.Sprintf("Handing leadership over before removing voter %d failed: %v", req.VoterID, err)
+	}
+	r, err := c.fwd.forwardToActive(ctx, req, func(r kmsg.Response) int16 { return r.(*kmsg.RemoveRaftVoterResponse).ErrorCode })
+	if err != nil {
+		return quorumCode(ctx, err), fmt.Sprintf("Voter %d handed leadership over, but the new active controller did not answer: %v", req.VoterID, err)
+	}
+	rr := r.(*kmsg.RemoveRaftVoterResponse)
+	if rr.ErrorCode == 0 {
+		return 0, ""
+	}
+	msg := ""
+	if rr.ErrorMessage != nil {
+		msg = *rr.ErrorMessage
+	}
+	return rr.ErrorCode, msg
 }

@@ -160,8 +160,9 @@ func (tc *testCluster) waitISR(i int, topic string, leaders []int32) *controller
 // RemoveRaftVoter (sent to it) removes another voter, which stays an observer: three voters
 // again; the demoted node still follows the log, and topics are created through it and used.
 // Errors: DUPLICATE_VOTER, VOTER_NOT_FOUND (unknown id, an observer), REQUEST_TIMED_OUT (a
-// node that does not follow the log), INCONSISTENT_CLUSTER_ID, INVALID_REQUEST (removing
-// the active controller), UNKNOWN_TOPIC_OR_PARTITION (DescribeQuorum of another topic).
+// node that does not follow the log), INCONSISTENT_CLUSTER_ID, UNKNOWN_TOPIC_OR_PARTITION
+// (DescribeQuorum of another topic). Last, the active controller removes itself: leadership
+// moves, and it stays an observer that still serves.
 func TestClusterRolesBrokerOnlyNodeAndVoterChanges(t *testing.T) {
 	start := time.Now()
 	tc := startTestCluster(t, 3, nil)
@@ -311,7 +312,6 @@ func TestClusterRolesBrokerOnlyNodeAndVoterChanges(t *testing.T) {
 	}{
 		{removed, errVoterNotFound, fmt.Sprintf("Node %d is not part of the set of voters %v.", removed, voters)},
 		{99, errVoterNotFound, fmt.Sprintf("Node 99 is not part of the set of voters %v.", voters)},
-		{leader, errInvalidRequest, fmt.Sprintf("Node %d is the active controller, which cannot remove itself: retry once another voter leads.", leader)},
 	} {
 		if r := removeRaftVoter(t, tc.nodes[removed-1].addr, clusterID, c.id); r.ErrorCode != c.code || errMsg(r.ErrorMessage) != c.msg {
 			t.Fatalf("RemoveRaftVoter %d: %d %q, want %d %q", c.id, r.ErrorCode, errMsg(r.ErrorMessage), c.code, c.msg)
@@ -348,6 +348,32 @@ func TestClusterRolesBrokerOnlyNodeAndVoterChanges(t *testing.T) {
 	produceConsume(t, tc.nodes[removed-1].addr, "after-remove", 100)
 	produceConsume(t, n4.addr, "after-remove-3", 50)
 	tc.checkReplicasIdentical("after-remove", 2)
+
+	// Remove the active controller itself (sent to it): it hands leadership over first, and
+	// the new active controller removes it; as a registered broker it stays an observer.
+	if r := removeRaftVoter(t, tc.nodes[leader-1].addr, clusterID, leader); r.ErrorCode != 0 || r.ErrorMessage != nil {
+		t.Fatalf("RemoveRaftVoter %d (the active controller): %d %s", leader, r.ErrorCode, errMsg(r.ErrorMessage))
+	}
+	newLeader, _ := tc.nodes[leader-1].b.cluster.ctl.Leader()
+	if newLeader == leader || newLeader < 0 {
+		t.Fatalf("leader after removing the active controller %d: %d", leader, newLeader)
+	}
+	voters = slices.DeleteFunc(voters, func(id int32) bool { return id == leader })
+	observers := slices.Sorted(slices.Values([]int32{removed, leader}))
+	for _, addr := range []string{n4.addr, tc.nodes[leader-1].addr} {
+		got, p := quorumView(t, addr)
+		if !strings.Contains(got, fmt.Sprintf("leader=%d ", newLeader)) || !strings.Contains(got, fmt.Sprintf("voters=%v observers=%v", voters, observers)) ||
+			p.LeaderEpoch <= int32(epoch) {
+			t.Fatalf("DescribeQuorum from %s after removing the active controller: %s (epoch before %d)", addr, got, epoch)
+		}
+	}
+	if code, msg := createTopicOn(t, tc.nodes[leader-1].addr, "after-remove-leader", 2, 4, nil); code != 0 {
+		t.Fatalf("create through the removed controller %d: %d %s", leader, code, msg)
+	}
+	for i := range tc.nodes {
+		tc.waitISR(i, "after-remove-leader", nil)
+	}
+	produceConsume(t, tc.nodes[leader-1].addr, "after-remove-leader", 50)
 	t.Logf("done after %v", time.Since(start))
 }
 

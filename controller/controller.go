@@ -275,6 +275,15 @@ func (c *Controller) Snapshot() error {
 	return nil
 }
 
+// TransferLeadership hands Raft leadership to another voter and returns once it moved (or
+// failed). Leader only.
+func (c *Controller) TransferLeadership() error {
+	if err := c.raft.LeadershipTransfer().Error(); err != nil {
+		return c.raftErr(err)
+	}
+	return nil
+}
+
 // AddVoter adds (or promotes) a controller to the quorum. Leader only.
 func (c *Controller) AddVoter(ctx context.Context, id int32, addr string) error {
 	return c.membership(c.raft.AddVoter(serverID(id), raft.ServerAddress(addr), 0, timeoutOf(ctx)))
