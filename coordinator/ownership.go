@@ -24,8 +24,10 @@ package coordinator
 // elected here and loaded.
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -270,7 +272,13 @@ func (c *Coordinator) loadElected(p int32, st *partitionState, after <-chan stru
 		if err == nil || errors.Is(err, errElectionEnded) {
 			return
 		}
-		c.log.Error("load offsets partition", "topic", OffsetsTopic, "partition", p, "leader_epoch", st.epoch, "err", err, "retry_in", backoff)
+		// The first tries often meet a partition still being set up (just created, or its
+		// log not yet open here): a warning; an error once the backoff is at its longest.
+		level := slog.LevelWarn
+		if backoff >= loadRetryMax {
+			level = slog.LevelError
+		}
+		c.log.Log(context.Background(), level, "load offsets partition", "topic", OffsetsTopic, "partition", p, "leader_epoch", st.epoch, "err", err, "retry_in", backoff)
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:

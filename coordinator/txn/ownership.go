@@ -26,8 +26,10 @@ package txn
 // here and loaded.
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -215,7 +217,11 @@ func (c *Coordinator) loadElected(p int32, st *partitionState, after <-chan stru
 		if err == nil || errors.Is(err, errElectionEnded) {
 			return
 		}
-		c.log.Error("load transaction state partition", "topic", TopicName, "partition", p, "leader_epoch", st.epoch, "err", err, "retry_in", backoff)
+		level := slog.LevelWarn // as in the group coordinator: an error once at the longest backoff
+		if backoff >= loadRetryMax {
+			level = slog.LevelError
+		}
+		c.log.Log(context.Background(), level, "load transaction state partition", "topic", TopicName, "partition", p, "leader_epoch", st.epoch, "err", err, "retry_in", backoff)
 		if !c.sleep(st.done, backoff) {
 			return
 		}
