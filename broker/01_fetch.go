@@ -268,25 +268,49 @@ func (b *Broker) startFetch(st *fetchState) {
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	go func() {
 		for {
-			for i := range st.parts {
-				if p := st.parts[i].p; p != nil {
-					p.park(&st.wait)
-				}
+			if testHookBeforePark != nil {
+				testHookBeforePark()
 			}
-			woken := b.fetchq.wait(&st.wait, deadline)
-			for i := range st.parts {
-				if p := st.parts[i].p; p != nil {
-					p.unpark(&st.wait)
-				}
-			}
+			st.park()
+			// An append between the last read and park found no waiter to wake: read
+			// again now that any later append will wake this fetch, before sleeping.
 			st.read()
-			if !woken || st.done() {
+			if st.done() {
+				st.unpark()
 				b.replyFetch(st)
 				return
 			}
 			st.releaseReads()
+			woken := b.fetchq.wait(&st.wait, deadline)
+			st.unpark()
+			if !woken {
+				st.read()
+				b.replyFetch(st)
+				return
+			}
 		}
 	}()
+}
+
+// testHookBeforePark, set by tests only (before the broker starts), runs on a parked
+// fetch's goroutine just before it registers with its partitions.
+var testHookBeforePark func()
+
+// park registers the fetch with each of its partitions, whose next append wakes it.
+func (st *fetchState) park() {
+	for i := range st.parts {
+		if p := st.parts[i].p; p != nil {
+			p.park(&st.wait)
+		}
+	}
+}
+
+func (st *fetchState) unpark() {
+	for i := range st.parts {
+		if p := st.parts[i].p; p != nil {
+			p.unpark(&st.wait)
+		}
+	}
 }
 
 func replicaID(req *fetchRequest) int32 { return req.ReplicaID }

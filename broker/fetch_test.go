@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -133,5 +134,36 @@ func TestFetchLimitsLongPollAndErrors(t *testing.T) {
 	// Unknown topic (by id, as kgo sends v13+).
 	if _, p := one(fetchReq(tb, 12, "nope", 0, 0, 1, 1<<20, 1<<20)); p.ErrorCode != errUnknownTopicID && p.ErrorCode != errUnknownTopicOrPartition {
 		t.Fatalf("unknown topic: code %d", p.ErrorCode)
+	}
+}
+
+// TestFetchParkMissesNoAppend: an append that lands after a long poll found no data but
+// before it registered with its partition still wakes it (it reads again once parked), so
+// the fetch answers at once instead of after max_wait_ms.
+func TestFetchParkMissesNoAppend(t *testing.T) {
+	tb := startBroker(t, "", nil)
+	cl := newClient(t, tb.addr)
+	createTopic(t, cl, "park", 1, nil)
+	pid, epoch := initProducerID(t, cl)
+	var once sync.Once
+	testHookBeforePark = func() {
+		once.Do(func() {
+			if code, _ := rawProduce(t, cl, "park", pid, epoch, 0, 3); code != 0 {
+				t.Errorf("produce: %d", code)
+			}
+		})
+	}
+	defer func() { testHookBeforePark = nil }()
+	began := time.Now()
+	resp, err := fetchReq(tb, 12, "park", 0, 10000, 1, 1<<20, 1<<20).RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := time.Since(began)
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		t.Fatalf("response %+v", resp)
+	}
+	if got := batchesIn(t, resp.Topics[0].Partitions[0].RecordBatches); len(got) != 1 || got[0] != [2]int64{0, 2} || waited > 5*time.Second {
+		t.Fatalf("fetch answered after %v with batches %v; want offsets 0-2 at once", waited, got)
 	}
 }
