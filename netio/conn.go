@@ -60,8 +60,12 @@ type Conn struct {
 	seqDone Seq
 	slots   []slot
 	writing bool // the write token is held; counted in srv.writers
-	closed  bool // no more writes; answered slots were or will be released
-	paused  bool // dispatch stopped at MaxInflight; resume wakes the loop
+	// batching: OnTraffic is dispatching the frames of one read. A Reply that takes the
+	// write token meanwhile sets deferred instead of writing, and OnTraffic writes once at
+	// its end: the answers to pipelined requests leave in one writev, not one each.
+	batching, deferred bool
+	closed             bool // no more writes; answered slots were or will be released
+	paused             bool // dispatch stopped at MaxInflight; resume wakes the loop
 	// gone: gnet ran OnClose. gc.Close and gc.Wake are called only under mu
 	// with gone false: after OnClose gnet may close the loop's poller, and a
 	// late Trigger would write to a stale eventfd.
@@ -152,7 +156,7 @@ func (c *Conn) Reply(seq Seq, resp Response) {
 	s.state = slotReady
 	s.resp = resp
 	binary.BigEndian.PutUint32(s.size[:], size)
-	start := c.acquireLocked(seq)
+	start := c.acquireDeferLocked(seq)
 	c.mu.Unlock()
 	if start {
 		c.write()
@@ -168,7 +172,7 @@ func (c *Conn) NoReply(seq Seq) {
 		return
 	}
 	c.waitingSlotLocked(seq).state = slotNoReply
-	start := c.acquireLocked(seq)
+	start := c.acquireDeferLocked(seq)
 	c.mu.Unlock()
 	if start {
 		c.write()
@@ -188,6 +192,35 @@ func (c *Conn) waitingSlotLocked(seq Seq) *slot {
 
 func (c *Conn) slotLocked(seq Seq) *slot {
 	return &c.slots[uint64(seq)%uint64(len(c.slots))]
+}
+
+// acquireDeferLocked is acquireLocked, except that while OnTraffic batches the write is
+// left to its end (it reports false then).
+func (c *Conn) acquireDeferLocked(seq Seq) bool {
+	start := c.acquireLocked(seq)
+	if start && c.batching {
+		c.deferred = true
+		return false
+	}
+	return start
+}
+
+// beginBatch and endBatch bracket OnTraffic's dispatch (event loop only); endBatch
+// writes what Reply deferred.
+func (c *Conn) beginBatch() {
+	c.mu.Lock()
+	c.batching = true
+	c.mu.Unlock()
+}
+
+func (c *Conn) endBatch() {
+	c.mu.Lock()
+	start := c.deferred
+	c.batching, c.deferred = false, false
+	c.mu.Unlock()
+	if start {
+		c.write()
+	}
 }
 
 // acquireLocked takes the write token if seq just made the head answered.

@@ -266,3 +266,29 @@ func TestRandomRepliesKeepRequestOrder(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestPipelinedAnswersLeaveTogether: the answers to requests that arrive in one read and are
+// answered during their dispatch leave in one writev (OnTraffic batches), in order.
+func TestPipelinedAnswersLeaveTogether(t *testing.T) {
+	s := startServer(t, Config{}, &echo{})
+	c := dial(t, s)
+	const n = 16
+	var buf []byte
+	for i := 0; i < n; i++ {
+		buf = append(buf, frame([]byte(fmt.Sprintf("request-%02d", i)))...)
+	}
+	before := s.writevs.Load()
+	if _, err := c.Write(buf); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for i := 0; i < n; i++ {
+		if got, want := string(readFrame(t, c)), fmt.Sprintf("request-%02d", i); got != want {
+			t.Fatalf("answer %d = %q, want %q", i, got, want)
+		}
+	}
+	// One read normally holds all 16 frames; allow the kernel to have split them once.
+	if w := s.writevs.Load() - before; w > 2 {
+		t.Fatalf("%d answers took %d writev calls, want them batched (≤ 2)", n, w)
+	}
+}

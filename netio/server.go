@@ -51,6 +51,7 @@ type Server struct {
 	open     atomic.Int64   // admitted connections, for MaxConnections
 	handoffs atomic.Int64   // inline writes handed to a writer goroutine
 	parks    atomic.Int64   // writer waits for writability
+	writevs  atomic.Int64   // writev(2) calls
 	writers  sync.WaitGroup // write-token holders
 	done     chan struct{}  // closed when gnet.Run returned
 	runErr   error
@@ -292,14 +293,22 @@ func (ev *events) OnClose(gc gnet.Conn, err error) gnet.Action {
 	return gnet.None
 }
 
-// OnTraffic frames the inbound buffer and dispatches every whole frame.
+// OnTraffic frames the inbound buffer and dispatches every whole frame; the answers given
+// meanwhile are written together at the end (Conn.endBatch).
 func (ev *events) OnTraffic(gc gnet.Conn) gnet.Action {
 	c, _ := gc.Context().(*Conn)
 	if c == nil {
 		return gnet.Close
 	}
-	s := ev.s
 	c.touch()
+	c.beginBatch()
+	act := ev.dispatch(c, gc)
+	c.endBatch()
+	return act
+}
+
+func (ev *events) dispatch(c *Conn, gc gnet.Conn) gnet.Action {
+	s := ev.s
 	for {
 		buffered := gc.InboundBuffered()
 		if buffered < 4 {

@@ -266,6 +266,7 @@ func (w *writer) ioStep(fd uintptr) bool {
 		} else {
 			iov := w.gather()
 			n, err = writev(int(fd), iov)
+			w.c.srv.writevs.Add(1)
 			clear(iov)
 		}
 		if n > 0 {
