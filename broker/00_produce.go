@@ -56,6 +56,14 @@ type produceState struct {
 	releaseFn func()       // st.release, bound once so replying allocates nothing
 	timeoutMs int32
 
+	// Batches deferred for verification by a remote transaction coordinator
+	// (txn_verify.go): their copies in deferBuf; verified is set while they are appended.
+	deferred        []deferredBatch
+	deferBuf        []byte
+	verified        bool
+	verifiedMarkers uint64 // with verified: the partition's marker count when deferred
+	txnIDBuf        []byte // st.txnID's own copy for a deferred request
+
 	// acks=all in cluster mode (ackwait.go).
 	waits     []ackWait
 	ackMu     sync.Mutex
@@ -79,6 +87,9 @@ func (st *produceState) release() {
 	st.resp.Parts = st.resp.Parts[:0]
 	if cap(st.buf) > 1<<20 {
 		st.buf = nil // never pool an oversized buffer
+	}
+	if cap(st.deferBuf) > 1<<20 {
+		st.deferBuf = nil
 	}
 	producePool.Put(st)
 }
@@ -206,10 +217,16 @@ func init() {
 				p := &t.parts[j]
 				p.base, p.appendTime, p.logStart = -1, -1, -1
 				p.errCode = b.produceTo(st, t.name, p)
-				if p.errCode != 0 {
+				if p.errCode != 0 && p.errCode != errVerifyRemote {
 					b.metrics.failed(0)
 				}
 			}
+		}
+		if len(st.deferred) > 0 {
+			// Verification by a remote transaction coordinator: finished off the loop.
+			st.ownNames()
+			b.finishDeferred(c, seq, h, st)
+			return
 		}
 		if len(st.flush) > 0 {
 			// flush.messages reached: sync off the event loop, then answer.
@@ -264,8 +281,13 @@ func (b *Broker) produceTo(st *produceState, topicName []byte, pp *prodPart) int
 	if isInternalTopic(p.tp.Topic) {
 		return errInvalidTopicException // only the broker writes internal topics
 	}
+	b.metrics.bytesIn.Add(len(pp.records))
+	return b.produceToPartition(st, p, pp)
+}
+
+// produceToPartition validates and appends pp's records to p (leader only) under its lock.
+func (b *Broker) produceToPartition(st *produceState, p *partition, pp *prodPart) int16 {
 	records := pp.records
-	b.metrics.bytesIn.Add(len(records))
 	if !p.isLeader() {
 		return errNotLeaderOrFollower
 	}
@@ -282,7 +304,10 @@ func (b *Broker) produceTo(st *produceState, topicName []byte, pp *prodPart) int
 		return errInvalidRecord // an idempotent produce carries exactly one batch
 	}
 	if bh.IsTransactional() {
-		if code := b.verifyTxnProduceLocked(st, p, &bh); code != 0 {
+		if code := b.verifyTxnProduceLocked(st, p, &bh); code == errVerifyRemote {
+			st.deferVerify(p, pp, &bh)
+			return code
+		} else if code != 0 {
 			return code
 		}
 	}

@@ -87,6 +87,9 @@ type Broker struct {
 	txn    *txn.Coordinator
 	// cluster is set in cluster mode (Config.Cluster.Voters); nil for a single node.
 	cluster *cluster
+	// verifier runs produces that wait for a remote transaction coordinator's verification
+	// (txn_verify.go).
+	verifier verifier
 
 	metrics *Metrics
 

@@ -580,3 +580,117 @@ func TestClusterTransactionsExactlyOnce(t *testing.T) {
 		t.Fatalf("%d output records, want %d", len(got), n)
 	}
 }
+
+// TestClusterTxnProduceVerifiedByRemoteCoordinator: KIP-890's produce-path check when the
+// transactional id's coordinator is another node than the partition's leader. A batch for a
+// partition that is not in the producer's transaction is refused with INVALID_TXN_STATE
+// (before, it was taken unverified and left a hanging transaction); after
+// AddPartitionsToTxn it is appended (verified over the wire), later batches of the ongoing
+// transaction go through, the commit makes them visible to read_committed, and a batch after
+// the commit, outside any transaction, is refused again.
+func TestClusterTxnProduceVerifiedByRemoteCoordinator(t *testing.T) {
+	tc := startTestCluster(t, 3, nil)
+	const topic = "verify-remote"
+	if code, msg := createTopicOn(t, tc.nodes[0].addr, topic, -1, -1, [][]int32{{2, 3, 1}}); code != 0 {
+		t.Fatalf("create: %d %s", code, msg)
+	}
+	for i := range tc.nodes {
+		tc.waitISR(i, topic, []int32{2})
+	}
+	leader := tc.nodes[1] // node 2 leads the partition
+	// Create __transaction_state and pick a transactional id coordinated elsewhere.
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.SetVersion(3)
+	fc.CoordinatorType, fc.CoordinatorKey = 1, "probe"
+	admRaw[*kmsg.FindCoordinatorResponse](t, leader.addr, fc)
+	var txnID string
+	var coord *testBroker
+	deadline := time.Now().Add(30 * time.Second)
+	for txnID == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("no transactional id coordinated by another node than the leader")
+		}
+		for i := 0; i < 50 && txnID == ""; i++ {
+			id := fmt.Sprintf("remote-verify-%d", i)
+			ps, ok := leader.b.cluster.ctl.Image().Partition("__transaction_state", leader.b.txn.PartitionFor(id))
+			if ok && ps.Leader > 0 && ps.Leader != 2 && len(ps.ISR) == 3 {
+				txnID, coord = id, tc.nodes[ps.Leader-1]
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("transactional id %s coordinated by node %d; partition led by node 2", txnID, coord.b.cfg.NodeID)
+
+	var ip *kmsg.InitProducerIDResponse
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.SetVersion(4)
+		req.TransactionalID, req.TransactionTimeoutMillis = &txnID, 60000
+		if ip = admRaw[*kmsg.InitProducerIDResponse](t, coord.addr, req); ip.ErrorCode == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if ip.ErrorCode != 0 {
+		t.Fatalf("InitProducerId on node %d: %d", coord.b.cfg.NodeID, ip.ErrorCode)
+	}
+	seq := int32(0)
+	produce := func(vals ...string) int16 {
+		t.Helper()
+		recs := make([]logstore.Record, len(vals))
+		for i, v := range vals {
+			recs[i] = logstore.Record{Value: []byte(v)}
+		}
+		batch := logstore.AppendBatch(nil, logstore.BatchSpec{Attributes: logstore.AttrTransactional, BaseTimestamp: time.Now().UnixMilli(),
+			ProducerID: ip.ProducerID, ProducerEpoch: ip.ProducerEpoch, BaseSequence: seq, Records: recs})
+		pr := kmsg.NewPtrProduceRequest()
+		pr.SetVersion(9)
+		pr.TransactionID, pr.Acks, pr.TimeoutMillis = &txnID, -1, 10000
+		pt := kmsg.NewProduceRequestTopic()
+		pt.Topic = topic
+		pp := kmsg.NewProduceRequestTopicPartition()
+		pp.Records = batch
+		pt.Partitions = append(pt.Partitions, pp)
+		pr.Topics = append(pr.Topics, pt)
+		code := admRaw[*kmsg.ProduceResponse](t, leader.addr, pr).Topics[0].Partitions[0].ErrorCode
+		if code == 0 {
+			seq += int32(len(vals))
+		}
+		return code
+	}
+	if code := produce("stray"); code != errInvalidTxnState {
+		t.Fatalf("batch outside the transaction: code %d, want INVALID_TXN_STATE (%d)", code, errInvalidTxnState)
+	}
+	ap := kmsg.NewPtrAddPartitionsToTxnRequest()
+	ap.SetVersion(3)
+	ap.TransactionalID, ap.ProducerID, ap.ProducerEpoch = txnID, ip.ProducerID, ip.ProducerEpoch
+	at := kmsg.NewAddPartitionsToTxnRequestTopic()
+	at.Topic, at.Partitions = topic, []int32{0}
+	ap.Topics = append(ap.Topics, at)
+	if c := admRaw[*kmsg.AddPartitionsToTxnResponse](t, coord.addr, ap).Topics[0].Partitions[0].ErrorCode; c != 0 {
+		t.Fatalf("AddPartitionsToTxn: %d", c)
+	}
+	if code := produce("a", "b"); code != 0 {
+		t.Fatalf("first batch of the transaction: code %d", code)
+	}
+	if code := produce("c"); code != 0 {
+		t.Fatalf("second batch of the transaction: code %d", code)
+	}
+	et := kmsg.NewPtrEndTxnRequest()
+	et.SetVersion(3)
+	et.TransactionalID, et.ProducerID, et.ProducerEpoch, et.Commit = txnID, ip.ProducerID, ip.ProducerEpoch, true
+	if r := admRaw[*kmsg.EndTxnResponse](t, coord.addr, et); r.ErrorCode != 0 {
+		t.Fatalf("EndTxn: %d", r.ErrorCode)
+	}
+	var got []string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if got = consumeAll(t, leader.addr, topic, true); len(got) == 3 {
+			break
+		}
+	}
+	if fmt.Sprint(got) != "[a b c]" {
+		t.Fatalf("read_committed after the commit: %v, want [a b c]", got)
+	}
+	if code := produce("late"); code != errInvalidTxnState {
+		t.Fatalf("batch after the commit: code %d, want INVALID_TXN_STATE", code)
+	}
+}

@@ -38,6 +38,10 @@ type partition struct {
 	txns          map[int64]int64
 	firstUnstable atomic.Int64
 	markerBuf     []byte // a control batch being built; guarded by mu
+	// markers counts the transaction markers appended here; guarded by mu. A batch
+	// verified by a remote coordinator is appended only if no marker came between its
+	// deferral and its append (txn_verify.go: the verification may be stale otherwise).
+	markers uint64
 
 	snapMu      sync.Mutex   // serializes producer snapshots
 	snapshotLEO atomic.Int64 // log end offset of the last snapshot written or loaded

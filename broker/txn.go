@@ -145,9 +145,9 @@ func (b *Broker) appendInternal(topic string, partition int32, batch []byte) err
 // verifyTxnProduceLocked checks a transactional batch against its transaction (the caller
 // holds p.mu, so a marker cannot slip between the check and the append). A transaction
 // already ongoing on the partition at this epoch needs no check. In cluster mode, when the
-// transactional id's coordinator is on another node, the batch is taken unverified — Kafka's
-// behaviour with transaction.partition.verification.enable=false (KIP-890's verification
-// round trip would block the event loop here).
+// transactional id's coordinator is on another node, the answer is errVerifyRemote: the
+// batch is verified there, off the event loop, before it is appended (txn_verify.go); once
+// verified (st.verified) it passes.
 func (b *Broker) verifyTxnProduceLocked(st *produceState, p *partition, h *logstore.BatchHeader) int16 {
 	if !st.txn || h.ProducerID < 0 {
 		return errTransactionalIDAuthFailed
@@ -161,6 +161,14 @@ func (b *Broker) verifyTxnProduceLocked(st *produceState, p *partition, h *logst
 		}
 	}
 	if b.cluster != nil && !b.txn.Owns(b.txn.PartitionFor(string(st.txnID))) {
+		switch {
+		case !st.verified:
+			return errVerifyRemote
+		case p.markers != st.verifiedMarkers:
+			// A marker came after the verification was asked for: the transaction may
+			// have ended since (Kafka's VerificationGuard). Verify again.
+			return errVerifyStale
+		}
 		return 0
 	}
 	code := b.txn.VerifyPartition(string(st.txnID), h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: p.tp.Topic, Partition: p.tp.Partition})

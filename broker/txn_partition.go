@@ -143,6 +143,7 @@ func (p *partition) appendMarker(producerID int64, epoch int16, commit bool, coo
 	if err := p.log.AppendAsLeader(p.markerBuf, p.leaderEpoch.Load(), true, &info); err != nil {
 		return logstore.CodeOf(err), false, -1
 	}
+	p.markers++
 	var h logstore.BatchHeader
 	logstore.ParseBatchHeader(p.markerBuf, &h)
 	if err := p.completeTxnLocked(&h, commit, info.FirstOffset); err != nil {
