@@ -587,7 +587,8 @@ func TestClusterTransactionsExactlyOnce(t *testing.T) {
 // (before, it was taken unverified and left a hanging transaction); after
 // AddPartitionsToTxn it is appended (verified over the wire), later batches of the ongoing
 // transaction go through, the commit makes them visible to read_committed, and a batch after
-// the commit, outside any transaction, is refused again.
+// the commit, outside any transaction, is refused again. The same for TxnOffsetCommit on a
+// group coordinator that is not the transaction's.
 func TestClusterTxnProduceVerifiedByRemoteCoordinator(t *testing.T) {
 	tc := startTestCluster(t, 3, nil)
 	const topic = "verify-remote"
@@ -692,5 +693,70 @@ func TestClusterTxnProduceVerifiedByRemoteCoordinator(t *testing.T) {
 	}
 	if code := produce("late"); code != errInvalidTxnState {
 		t.Fatalf("batch after the commit: code %d, want INVALID_TXN_STATE", code)
+	}
+
+	// TxnOffsetCommit on a group coordinator that is not the transaction's: verified there
+	// too (INVALID_TXN_STATE before AddOffsetsToTxn, accepted after, committed by EndTxn).
+	var group string
+	var groupNode *testBroker
+	for deadline := time.Now().Add(30 * time.Second); group == ""; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no group coordinated by another node than the transaction's")
+		}
+		for i := 0; i < 50 && group == ""; i++ {
+			g := fmt.Sprintf("remote-verify-group-%d", i)
+			fc := kmsg.NewPtrFindCoordinatorRequest()
+			fc.SetVersion(3)
+			fc.CoordinatorKey = g
+			if r := admRaw[*kmsg.FindCoordinatorResponse](t, leader.addr, fc); r.ErrorCode == 0 && r.NodeID != coord.b.cfg.NodeID {
+				group, groupNode = g, tc.nodes[r.NodeID-1]
+			}
+		}
+	}
+	offsetCommit := func() int16 {
+		req := kmsg.NewPtrTxnOffsetCommitRequest()
+		req.SetVersion(3)
+		req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch, req.Generation = txnID, group, ip.ProducerID, ip.ProducerEpoch, -1
+		rt := kmsg.NewTxnOffsetCommitRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset, rp.LeaderEpoch = 0, 3, -1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return admRaw[*kmsg.TxnOffsetCommitResponse](t, groupNode.addr, req).Topics[0].Partitions[0].ErrorCode
+	}
+	if code := offsetCommit(); code != errInvalidTxnState {
+		t.Fatalf("TxnOffsetCommit outside a transaction: code %d, want INVALID_TXN_STATE", code)
+	}
+	ao := kmsg.NewPtrAddOffsetsToTxnRequest()
+	ao.SetVersion(3)
+	ao.TransactionalID, ao.ProducerID, ao.ProducerEpoch, ao.Group = txnID, ip.ProducerID, ip.ProducerEpoch, group
+	if r := admRaw[*kmsg.AddOffsetsToTxnResponse](t, coord.addr, ao); r.ErrorCode != 0 {
+		t.Fatalf("AddOffsetsToTxn: %d", r.ErrorCode)
+	}
+	code := offsetCommit()
+	for deadline := time.Now().Add(20 * time.Second); code == 14 /* COORDINATOR_LOAD_IN_PROGRESS */ && time.Now().Before(deadline); code = offsetCommit() {
+		time.Sleep(100 * time.Millisecond) // the group's offsets partition is still loading
+	}
+	if code != 0 {
+		t.Fatalf("TxnOffsetCommit in the transaction: code %d", code)
+	}
+	if r := admRaw[*kmsg.EndTxnResponse](t, coord.addr, et); r.ErrorCode != 0 {
+		t.Fatalf("EndTxn (offsets): %d", r.ErrorCode)
+	}
+	var committed int64 = -2
+	for deadline := time.Now().Add(20 * time.Second); committed != 3 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		of := kmsg.NewPtrOffsetFetchRequest()
+		of.SetVersion(5)
+		of.Group = group
+		ot := kmsg.NewOffsetFetchRequestTopic()
+		ot.Topic, ot.Partitions = topic, []int32{0}
+		of.Topics = append(of.Topics, ot)
+		if r := admRaw[*kmsg.OffsetFetchResponse](t, groupNode.addr, of); r.ErrorCode == 0 && len(r.Topics) == 1 {
+			committed = r.Topics[0].Partitions[0].Offset
+		}
+	}
+	if committed != 3 {
+		t.Fatalf("committed offset after EndTxn: %d, want 3", committed)
 	}
 }

@@ -179,60 +179,73 @@ func (j *verifyJob) run() {
 // produce code per pending batch.
 func (b *Broker) verifyRemote(st *produceState, pending []int) []int16 {
 	codes := make([]int16, len(pending))
-	set := func(code int16) {
+	tps := make([]txn.TopicPartition, len(pending))
+	for k, i := range pending {
+		tps[k] = txn.TopicPartition{Topic: st.deferred[i].p.tp.Topic, Partition: st.deferred[i].p.tp.Partition}
+	}
+	d := &st.deferred[pending[0]]
+	raw, err := b.verifyWithCoordinator(string(st.txnID), d.pid, d.epoch, tps)
+	for k := range codes {
+		if err != nil {
+			codes[k] = txn.ProduceErrorCode(errNotCoordinator)
+			continue
+		}
+		codes[k] = produceVerifyCode(raw[k])
+	}
+	return codes
+}
+
+// verifyWithCoordinator is KIP-890's check of tps against the producer's ongoing
+// transaction, by the transactional id's coordinator wherever it is (cluster mode): locally
+// when this node leads the id's __transaction_state partition, else by AddPartitionsToTxn
+// v4 with verify_only. It returns the coordinator's code per partition (a top-level error
+// for all of them), or an error when the coordinator could not be asked.
+func (b *Broker) verifyWithCoordinator(txnID string, pid int64, epoch int16, tps []txn.TopicPartition) ([]int16, error) {
+	codes := make([]int16, len(tps))
+	set := func(code int16) ([]int16, error) {
 		for i := range codes {
 			codes[i] = code
 		}
+		return codes, nil
 	}
 	c := b.cluster
-	txnID := string(st.txnID)
-	part := b.txn.PartitionFor(txnID)
-	ps, ok := c.ctl.Image().Partition(txn.TopicName, part)
+	ps, ok := c.ctl.Image().Partition(txn.TopicName, b.txn.PartitionFor(txnID))
 	if !ok || ps.Leader == controller.NoLeader {
-		set(txn.ProduceErrorCode(errCoordinatorNotAvailable))
-		return codes
+		return set(errCoordinatorNotAvailable)
 	}
 	if ps.Leader == c.self {
-		// Leadership of the state partition moved here meanwhile: check locally.
-		for k, i := range pending {
-			d := &st.deferred[i]
-			codes[k] = txn.ProduceErrorCode(b.txn.VerifyPartition(txnID, d.pid, d.epoch, txn.TopicPartition{Topic: d.p.tp.Topic, Partition: d.p.tp.Partition}))
+		for i, tp := range tps {
+			codes[i] = b.txn.VerifyPartition(txnID, pid, epoch, tp)
 		}
-		return codes
+		return codes, nil
 	}
 	req := kmsg.NewPtrAddPartitionsToTxnRequest()
 	req.SetVersion(4)
+	tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
+	tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tx.VerifyOnly = txnID, pid, epoch, true
 	byTopic := map[string]int{}
-	for _, i := range pending {
-		d := &st.deferred[i]
-		if len(req.Transactions) == 0 {
-			tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
-			tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tx.VerifyOnly = txnID, d.pid, d.epoch, true
-			req.Transactions = append(req.Transactions, tx)
-		}
-		tx := &req.Transactions[0]
-		ti, ok := byTopic[d.p.tp.Topic]
+	for _, tp := range tps {
+		ti, ok := byTopic[tp.Topic]
 		if !ok {
 			rt := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
-			rt.Topic = d.p.tp.Topic
+			rt.Topic = tp.Topic
 			tx.Topics = append(tx.Topics, rt)
 			ti = len(tx.Topics) - 1
-			byTopic[d.p.tp.Topic] = ti
+			byTopic[tp.Topic] = ti
 		}
-		tx.Topics[ti].Partitions = append(tx.Topics[ti].Partitions, d.p.tp.Partition)
+		tx.Topics[ti].Partitions = append(tx.Topics[ti].Partitions, tp.Partition)
 	}
+	req.Transactions = append(req.Transactions, tx)
 	ctx, cancel := context.WithTimeout(c.base, remoteVerifyTimeout)
 	defer cancel()
 	r, err := c.fwd.request(ctx, ps.Leader, req)
 	if err != nil {
 		b.log.Debug("transaction verification", "coordinator", ps.Leader, "err", err)
-		set(txn.ProduceErrorCode(errNotCoordinator))
-		return codes
+		return nil, err
 	}
 	resp := r.(*kmsg.AddPartitionsToTxnResponse)
 	if resp.ErrorCode != 0 {
-		set(produceVerifyCode(resp.ErrorCode))
-		return codes
+		return set(resp.ErrorCode)
 	}
 	got := map[txn.TopicPartition]int16{}
 	for _, tr := range resp.Transactions {
@@ -245,15 +258,14 @@ func (b *Broker) verifyRemote(st *produceState, pending []int) []int16 {
 			}
 		}
 	}
-	for k, i := range pending {
-		d := &st.deferred[i]
-		code, ok := got[txn.TopicPartition{Topic: d.p.tp.Topic, Partition: d.p.tp.Partition}]
+	for i, tp := range tps {
+		code, ok := got[tp]
 		if !ok {
 			code = errInvalidTxnState // the coordinator did not say: not verified
 		}
-		codes[k] = produceVerifyCode(code)
+		codes[i] = code
 	}
-	return codes
+	return codes, nil
 }
 
 // produceVerifyCode is a produce's code for a coordinator's verification answer: fencing
