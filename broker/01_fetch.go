@@ -87,6 +87,7 @@ type fetchRequest struct {
 	SessionEpoch   int32
 	Topics         []fetchReqTopic
 	names          []byte
+	rack           []byte // rack_id (v11+), copied out of the frame
 }
 
 func (q *fetchRequest) topicName(t *fetchReqTopic) []byte { return q.names[t.nameFrom:t.nameTo] }
@@ -170,8 +171,10 @@ func (q *fetchRequest) decode(body []byte, v int16) bool {
 		}
 		r.skipTags(flex)
 	}
+	q.rack = q.rack[:0]
 	if v >= 11 {
-		r.str(flex) // rack_id
+		rack, _ := r.str(flex)
+		q.rack = append(q.rack, rack...)
 	}
 	if flex {
 		// Top-level tags: 1 is ReplicaState (v15+), whose first field is the replica id.
@@ -205,6 +208,9 @@ type fetchPart struct {
 	divergingEnd   int64
 	res            logstore.ReadResult
 	aborted        []logstore.AbortedTxn // read_committed: aborted transactions in the records read
+	// preferred is the replica the consumer should fetch from instead (KIP-392,
+	// fetch_follower.go); -1 when this node serves it.
+	preferred int32
 }
 
 type fetchState struct {
@@ -328,7 +334,7 @@ func (st *fetchState) resolve() {
 		}
 		for pi := range rt.Partitions {
 			rp := &rt.Partitions[pi]
-			fp := fetchPart{topic: ti, part: rp, hw: -1, lso: -1, start: -1, divergingEpoch: -1}
+			fp := fetchPart{topic: ti, part: rp, hw: -1, lso: -1, start: -1, divergingEpoch: -1, preferred: -1}
 			fp.res, fp.aborted = st.partsRes(len(st.parts))
 			switch {
 			case st.topErr != 0:
@@ -344,9 +350,12 @@ func (st *fetchState) resolve() {
 					fp.errCode = errNotLeaderOrFollower // hosted elsewhere
 				case fp.p == nil:
 					fp.errCode = errUnknownTopicOrPartition
-				case !fp.p.isLeader() || st.req.ReplicaID >= 0 && !fp.p.isReplica(st.req.ReplicaID):
+				case st.req.ReplicaID >= 0 && (!fp.p.isLeader() || !fp.p.isReplica(st.req.ReplicaID)),
+					!fp.p.isLeader() && !(st.followerRead() && fp.p.repl.role.Load() == roleFollower):
 					fp.errCode = errNotLeaderOrFollower
 					fp.p = nil
+				case b.cfg.ReplicaSelector == ReplicaSelectorRack && st.followerRead() && len(st.req.rack) > 0 && fp.p.isLeader():
+					fp.preferred = fp.p.preferredReadReplica(st.req.rack, rp.FetchOffset)
 				}
 				if e := rp.CurrentLeaderEpoch; fp.p != nil && e >= 0 && e != fp.p.leaderEpoch.Load() {
 					fp.errCode = errUnknownLeaderEpoch
@@ -386,6 +395,9 @@ func (st *fetchState) read() {
 		fp.hw = fp.p.highWatermark()
 		fp.lso = fp.p.lastStableOffset()
 		fp.start = fp.p.log.LogStartOffset()
+		if fp.preferred >= 0 {
+			continue // answered with no records: the consumer goes to the preferred replica
+		}
 		limit := fp.hw
 		if st.req.IsolationLevel == 1 {
 			limit = fp.lso
@@ -452,7 +464,7 @@ func (st *fetchState) done() bool {
 		return true
 	}
 	for i := range st.parts {
-		if st.parts[i].errCode != 0 {
+		if st.parts[i].errCode != 0 || st.parts[i].preferred >= 0 {
 			return true
 		}
 	}
@@ -521,7 +533,7 @@ func (st *fetchState) encode() {
 				buf = appendNullArray(buf, flex)
 			}
 			if v >= 11 {
-				buf = binary.BigEndian.AppendUint32(buf, 0xffffffff) // preferred_read_replica -1
+				buf = binary.BigEndian.AppendUint32(buf, uint32(fp.preferred)) // preferred_read_replica
 			}
 			n := fp.res.Bytes
 			if flex {

@@ -256,6 +256,15 @@ func (c *brokerConfig) describe(synonyms bool) kmsg.DescribeConfigsResponseResou
 	return out
 }
 
+// selectorClass is replica.selector.class: null unless a selector is configured.
+func selectorClass(c *Config) *string {
+	if c.ReplicaSelector == ReplicaSelectorRack {
+		s := rackAwareSelectorClass
+		return &s
+	}
+	return nil
+}
+
 // processRoles is process.roles: both roles for a single node.
 func processRoles(c *Config) string {
 	if !c.Cluster.enabled() {
@@ -291,6 +300,7 @@ func (b *Broker) brokerConfigs() []brokerConfig {
 		{"node.id", cfgInt, i64(int64(c.NodeID)), nil},
 		{"num.partitions", cfgInt, i64(int64(c.NumPartitions)), str("1")},
 		{"process.roles", cfgList, str(processRoles(c)), nil},
+		{"replica.selector.class", cfgClass, selectorClass(c), nil},
 		{"transaction.abort.timed.out.transaction.cleanup.interval.ms", cfgInt, i64(c.Txn.AbortTimedOutTransactionsIntervalMs), str("10000")},
 		{"transaction.max.timeout.ms", cfgInt, i64(c.Txn.TransactionMaxTimeoutMs), str("900000")},
 		{"transaction.state.log.num.partitions", cfgInt, i64(int64(c.Txn.StatePartitions)), str("50")},

@@ -35,11 +35,15 @@ import (
 
 // Config is the broker's configuration (Kafka's broker settings where one exists).
 type Config struct {
-	NodeID                 int32
-	ClusterID              string
-	AdvertisedHost         string // host clients are told to connect to
-	AdvertisedPort         int32
-	Rack                   string
+	NodeID         int32
+	ClusterID      string
+	AdvertisedHost string // host clients are told to connect to
+	AdvertisedPort int32
+	Rack           string
+	// ReplicaSelector is replica.selector.class: "" (consumers read from leaders) or
+	// ReplicaSelectorRack (KIP-392: a consumer that names its rack is sent to an in-sync
+	// replica in that rack; fetch_follower.go).
+	ReplicaSelector        string
 	DataDir                string
 	AutoCreateTopics       bool  // auto.create.topics.enable
 	NumPartitions          int32 // num.partitions
@@ -102,6 +106,9 @@ type Broker struct {
 func New(cfg Config) (*Broker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.ReplicaSelector != "" && cfg.ReplicaSelector != ReplicaSelectorRack {
+		return nil, fmt.Errorf("replica selector %q: only %q is known", cfg.ReplicaSelector, ReplicaSelectorRack)
 	}
 	b := &Broker{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), metrics: newMetrics()}
 	if cfg.ClusterID == "" && cfg.Cluster.enabled() {

@@ -25,6 +25,7 @@ const (
 	cfgLong   = 5
 	cfgDouble = 6
 	cfgList   = 7
+	cfgClass  = 8
 )
 
 func longAtLeast(min int64) func(string) bool {

@@ -90,6 +90,7 @@ func run(args []string) error {
 	replicaLag := fs.Duration("replica-lag-time-max", 30*time.Second, "replica.lag.time.max.ms: a follower this far behind leaves the ISR")
 	replication := fs.Int("default-replication-factor", int(def.DefaultReplication), "default.replication.factor for topics created without one")
 	rack := fs.String("broker-rack", "", "broker.rack: replicas of a partition are spread over racks")
+	selector := fs.String("replica-selector", "", "replica.selector.class: empty (consumers read from leaders) or rack (KIP-392: a consumer that sets client.rack reads from an in-sync replica in its rack; Kafka's class name org.apache.kafka.common.replica.RackAwareReplicaSelector is taken too)")
 	clusterID := fs.String("cluster-id", "", "cluster id for a new data folder (default: random for a single node; derived from the voters in cluster mode; asked of the -controller-bootstrap-servers by a node given no voters)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -162,6 +163,10 @@ func run(args []string) error {
 	cfg.DefaultReplication = int16(*replication)
 	cfg.ClusterID = *clusterID
 	cfg.Rack = *rack
+	cfg.ReplicaSelector = *selector
+	if cfg.ReplicaSelector == "org.apache.kafka.common.replica.RackAwareReplicaSelector" {
+		cfg.ReplicaSelector = broker.ReplicaSelectorRack
+	}
 	cfg.Groups.InitialRebalanceDelay = *rebalanceDelay
 	cfg.Groups.OffsetsTopicPartitions = int32(*offsetsPartitions)
 	cfg.Groups.OffsetsRetention = *offsetsRetention
