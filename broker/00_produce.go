@@ -232,20 +232,7 @@ func init() {
 			// flush.messages reached: sync off the event loop, then answer.
 			hc := *h
 			st.ownNames() // the frame is gone once Serve returns
-			go func() {
-				for i, p := range st.flush {
-					if err := p.log.Sync(); err != nil {
-						b.log.Error("flush", "partition", p.tp.String(), "err", err)
-					}
-					st.flush[i] = nil
-				}
-				st.flush = st.flush[:0]
-				if len(st.waits) > 0 {
-					b.awaitAcks(c, seq, &hc, st)
-					return
-				}
-				b.finishProduce(c, seq, &hc, st)
-			}()
+			go b.flushAndAnswer(c, seq, &hc, st)
 			return
 		}
 		if len(st.waits) > 0 {
@@ -255,6 +242,23 @@ func init() {
 		}
 		b.finishProduce(c, seq, h, st)
 	}}
+}
+
+// flushAndAnswer syncs the partitions whose flush.messages the request reached, then
+// answers it (after its acks=all waits). Off the event loop only: it syncs.
+func (b *Broker) flushAndAnswer(c *netio.Conn, seq netio.Seq, h *reqHeader, st *produceState) {
+	for i, p := range st.flush {
+		if err := p.log.Sync(); err != nil {
+			b.log.Error("flush", "partition", p.tp.String(), "err", err)
+		}
+		st.flush[i] = nil
+	}
+	st.flush = st.flush[:0]
+	if len(st.waits) > 0 {
+		b.awaitAcks(c, seq, h, st)
+		return
+	}
+	b.finishProduce(c, seq, h, st)
 }
 
 func (b *Broker) finishProduce(c *netio.Conn, seq netio.Seq, h *reqHeader, st *produceState) {

@@ -41,6 +41,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spate-broker/spate/logstore"
@@ -274,8 +275,8 @@ func (b *Broker) startFetch(st *fetchState) {
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	go func() {
 		for {
-			if testHookBeforePark != nil {
-				testHookBeforePark()
+			if hook := testHookBeforePark.Load(); hook != nil {
+				(*hook)()
 			}
 			st.park()
 			// An append between the last read and park found no waiter to wake: read
@@ -298,9 +299,9 @@ func (b *Broker) startFetch(st *fetchState) {
 	}()
 }
 
-// testHookBeforePark, set by tests only (before the broker starts), runs on a parked
-// fetch's goroutine just before it registers with its partitions.
-var testHookBeforePark func()
+// testHookBeforePark, set by tests only, runs on a parked fetch's goroutine just before it
+// registers with its partitions.
+var testHookBeforePark atomic.Pointer[func()]
 
 // park registers the fetch with each of its partitions, whose next append wakes it.
 func (st *fetchState) park() {

@@ -39,6 +39,15 @@ func raftListener(addr string) (kmsg.BrokerRegistrationRequestListener, bool) {
 	return l, true
 }
 
+// addListener adds a registration's listener to eps, or returns it as the Raft address when
+// it is the "RAFT" one.
+func addListener(eps []controller.Endpoint, raftAddr, name, host string, port uint16) ([]controller.Endpoint, string) {
+	if name == raftListenerName {
+		return eps, net.JoinHostPort(host, strconv.Itoa(int(port)))
+	}
+	return append(eps, controller.Endpoint{Name: name, Host: host, Port: int32(port), Protocol: "PLAINTEXT"}), raftAddr
+}
+
 func init() {
 	register(kmsg.BrokerRegistration, 0, 0, true, func(b *Broker, h *reqHeader, req *kmsg.BrokerRegistrationRequest) kmsg.Response {
 		resp := kmsg.NewPtrBrokerRegistrationResponse()
@@ -51,13 +60,9 @@ func init() {
 			return resp
 		}
 		reg := controller.BrokerRegistration{ID: req.BrokerID, IncarnationID: req.IncarnationID, Rack: req.Rack}
-		raftAddr := ""
+		var raftAddr string
 		for _, l := range req.Listeners {
-			if l.Name == raftListenerName {
-				raftAddr = net.JoinHostPort(l.Host, strconv.Itoa(int(l.Port)))
-				continue
-			}
-			reg.Endpoints = append(reg.Endpoints, controller.Endpoint{Name: l.Name, Host: l.Host, Port: int32(l.Port), Protocol: "PLAINTEXT"})
+			reg.Endpoints, raftAddr = addListener(reg.Endpoints, raftAddr, l.Name, l.Host, l.Port)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), b.cluster.opTimeout())
 		defer cancel()

@@ -15,8 +15,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"net"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -40,13 +38,9 @@ func init() {
 			return fail(errUnsupportedVersion, "This node is not part of a cluster.")
 		}
 		reg := controller.ControllerRegistration{ID: req.ControllerID, IncarnationID: req.IncarnationID}
-		raftAddr := ""
+		var raftAddr string
 		for _, l := range req.Listeners {
-			if l.Name == raftListenerName {
-				raftAddr = net.JoinHostPort(l.Host, strconv.Itoa(int(l.Port)))
-				continue
-			}
-			reg.Endpoints = append(reg.Endpoints, controller.Endpoint{Name: l.Name, Host: l.Host, Port: int32(l.Port), Protocol: "PLAINTEXT"})
+			reg.Endpoints, raftAddr = addListener(reg.Endpoints, raftAddr, l.Name, l.Host, l.Port)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.opTimeout())
 		defer cancel()

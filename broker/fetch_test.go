@@ -146,14 +146,15 @@ func TestFetchParkMissesNoAppend(t *testing.T) {
 	createTopic(t, cl, "park", 1, nil)
 	pid, epoch := initProducerID(t, cl)
 	var once sync.Once
-	testHookBeforePark = func() {
+	hook := func() {
 		once.Do(func() {
 			if code, _ := rawProduce(t, cl, "park", pid, epoch, 0, 3); code != 0 {
 				t.Errorf("produce: %d", code)
 			}
 		})
 	}
-	defer func() { testHookBeforePark = nil }()
+	testHookBeforePark.Store(&hook)
+	defer testHookBeforePark.Store(nil)
 	began := time.Now()
 	resp, err := fetchReq(tb, 12, "park", 0, 10000, 1, 1<<20, 1<<20).RequestWith(context.Background(), cl)
 	if err != nil {

@@ -124,10 +124,12 @@ func grpStartMember(t *testing.T, addr, group, topic, name string, s *grpSink, o
 		defer close(m.done)
 		for {
 			fs := cl.PollFetches(ctx)
+			// Records polled are handled even when the poll ended with the cancel: close
+			// commits everything polled, so dropping them here would lose them.
+			fs.EachRecord(func(r *kgo.Record) { s.add(name, r) })
 			if fs.IsClientClosed() || ctx.Err() != nil {
 				return
 			}
-			fs.EachRecord(func(r *kgo.Record) { s.add(name, r) })
 		}
 	}()
 	t.Cleanup(m.close)

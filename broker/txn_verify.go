@@ -160,18 +160,7 @@ func (j *verifyJob) run() {
 	clear(st.deferred)
 	st.deferred = st.deferred[:0]
 	st.deferBuf = st.deferBuf[:0]
-	for i, p := range st.flush {
-		if err := p.log.Sync(); err != nil {
-			b.log.Error("flush", "partition", p.tp.String(), "err", err)
-		}
-		st.flush[i] = nil
-	}
-	st.flush = st.flush[:0]
-	if len(st.waits) > 0 {
-		b.awaitAcks(j.c, j.seq, &j.h, st)
-		return
-	}
-	b.finishProduce(j.c, j.seq, &j.h, st)
+	b.flushAndAnswer(j.c, j.seq, &j.h, st)
 }
 
 // verifyRemote asks the transactional id's coordinator whether the partitions of the
