@@ -191,66 +191,10 @@ func TestClusterKill9LeaderNoAcknowledgedLoss(t *testing.T) {
 	pc := startProcCluster(t, 3)
 	adm := pc.admin()
 	const topic, parts = "cluster-kill9", int32(6)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for {
-		resp, err := adm.CreateTopic(ctx, parts, 3, map[string]*string{"min.insync.replicas": kadm.StringPtr("2")}, topic)
-		if err == nil && resp.Err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("create: %v %v", err, resp.Err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	createRF3Topic(t, adm, topic, parts)
 	td := pc.waitISR(adm, topic, 3, 20*time.Second)
-
-	// The producer: one key per partition-ish, values "key:seq", every ack recorded.
-	prod, err := kgo.NewClient(kgo.SeedBrokers(pc.addrs...), kgo.DefaultProduceTopic(topic),
-		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordRetries(1000), kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }),
-		kgo.ProducerLinger(2*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	var mu sync.Mutex
-	acked := map[string]bool{}
-	var failed int
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for seq := 0; ; seq++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			key := fmt.Sprintf("k%02d", seq%24)
-			val := fmt.Sprintf("%s:%06d", key, seq)
-			prod.Produce(context.Background(), &kgo.Record{Key: []byte(key), Value: []byte(val)}, func(r *kgo.Record, err error) {
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					failed++
-					return
-				}
-				acked[string(r.Value)] = true
-			})
-			time.Sleep(500 * time.Microsecond)
-		}
-	}()
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
-	waitAcks := func(n int) {
-		deadline := time.Now().Add(60 * time.Second)
-		for count() < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("only %d acknowledged, want %d", count(), n)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	waitAcks(500)
+	prod := startAckedProducer(t, pc.addrs, topic)
+	prod.waitAcks(500)
 
 	var leader0 int32
 	for _, p := range td.Partitions {
@@ -258,10 +202,9 @@ func TestClusterKill9LeaderNoAcknowledgedLoss(t *testing.T) {
 			leader0 = p.Leader
 		}
 	}
-	t.Logf("killing node %d (leader of partition 0) with %d acknowledged", leader0, count())
+	t.Logf("killing node %d (leader of partition 0) with %d acknowledged", leader0, prod.count())
 	pc.kill(int(leader0 - 1))
-	n := count()
-	waitAcks(n + 500) // production goes on with the other two
+	prod.waitAcks(prod.count() + 500) // production goes on with the other two
 	pc.start(int(leader0 - 1))
 	pc.waitISR(adm, topic, 3, 30*time.Second)
 
@@ -274,66 +217,15 @@ func TestClusterKill9LeaderNoAcknowledgedLoss(t *testing.T) {
 	if ctl < 1 {
 		t.Fatalf("no active controller reported")
 	}
-	t.Logf("killing node %d (active controller) with %d acknowledged", ctl, count())
+	t.Logf("killing node %d (active controller) with %d acknowledged", ctl, prod.count())
 	pc.kill(int(ctl - 1))
-	n = count()
-	waitAcks(n + 500)
+	prod.waitAcks(prod.count() + 500)
 	pc.start(int(ctl - 1))
 	pc.waitISR(adm, topic, 3, 30*time.Second)
-	n = count()
-	waitAcks(n + 200)
-	close(stop)
-	<-done
-	if err := prod.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-
-	// Read everything back.
-	mu.Lock()
-	want := len(acked)
-	mu.Unlock()
-	cons, err := kgo.NewClient(kgo.SeedBrokers(pc.addrs...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Close()
-	seen := map[string]int{}
-	lastSeq := map[string]int{}
-	rctx, rcancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer rcancel()
-	for {
-		missing := 0
-		mu.Lock()
-		for v := range acked {
-			if seen[v] == 0 {
-				missing++
-			}
-		}
-		mu.Unlock()
-		if missing == 0 {
-			break
-		}
-		fs := cons.PollFetches(rctx)
-		if rctx.Err() != nil {
-			t.Fatalf("%d acknowledged records never read back (of %d)", missing, want)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			v := string(r.Value)
-			seen[v]++
-			key, seqs, _ := strings.Cut(v, ":")
-			seq, _ := strconv.Atoi(seqs)
-			if prev, ok := lastSeq[key]; ok && seq <= prev {
-				t.Errorf("key %s: %d after %d (out of order or duplicated)", key, seq, prev)
-			}
-			lastSeq[key] = seq
-		})
-	}
-	for v, c := range seen {
-		if c != 1 {
-			t.Errorf("%s read %d times", v, c)
-		}
-	}
-	t.Logf("%d acknowledged, %d failed sends, %d read", want, failed, len(seen))
+	prod.waitAcks(prod.count() + 200)
+	acked, failed := prod.finish()
+	read := readBackExactlyOnce(t, pc.addrs, topic, acked)
+	t.Logf("%d acknowledged, %d failed sends, %d read", len(acked), failed, read)
 
 	// Replicas agree byte for byte up to the shortest log.
 	for i := range pc.cmds {
@@ -351,4 +243,147 @@ func TestClusterKill9LeaderNoAcknowledgedLoss(t *testing.T) {
 			}
 		}
 	}
+}
+
+// createRF3Topic creates topic with replication factor 3 and min.insync.replicas=2,
+// retrying until the cluster takes it (30 s).
+func createRF3Topic(t *testing.T, adm *kadm.Client, topic string, parts int32) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		resp, err := adm.CreateTopic(ctx, parts, 3, map[string]*string{"min.insync.replicas": kadm.StringPtr("2")}, topic)
+		if err == nil && resp.Err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("create %s: %v %v", topic, err, resp.Err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// ackedProducer is an idempotent acks=all producer of values "key:seq" (24 keys, a record
+// every 0.5 ms) that records every acknowledged value, until finish.
+type ackedProducer struct {
+	t          *testing.T
+	cl         *kgo.Client
+	mu         sync.Mutex
+	acked      map[string]bool // guarded by mu
+	failed     int             // guarded by mu
+	stop, done chan struct{}
+}
+
+func startAckedProducer(t *testing.T, seeds []string, topic string) *ackedProducer {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordRetries(1000), kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }),
+		kgo.ProducerLinger(2*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	p := &ackedProducer{t: t, cl: cl, acked: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for seq := 0; ; seq++ {
+			select {
+			case <-p.stop:
+				return
+			default:
+			}
+			key := fmt.Sprintf("k%02d", seq%24)
+			val := fmt.Sprintf("%s:%06d", key, seq)
+			cl.Produce(context.Background(), &kgo.Record{Key: []byte(key), Value: []byte(val)}, func(r *kgo.Record, err error) {
+				p.mu.Lock()
+				defer p.mu.Unlock()
+				if err != nil {
+					p.failed++
+					return
+				}
+				p.acked[string(r.Value)] = true
+			})
+			time.Sleep(500 * time.Microsecond)
+		}
+	}()
+	return p
+}
+
+func (p *ackedProducer) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.acked)
+}
+
+// waitAcks waits (60 s at most) until n records are acknowledged.
+func (p *ackedProducer) waitAcks(n int) {
+	p.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for p.count() < n {
+		if time.Now().After(deadline) {
+			p.t.Fatalf("only %d acknowledged, want %d", p.count(), n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// finish stops producing, waits for every record sent to be answered and returns the
+// acknowledged values and the number of failed sends.
+func (p *ackedProducer) finish() (map[string]bool, int) {
+	p.t.Helper()
+	close(p.stop)
+	<-p.done
+	if err := p.cl.Flush(context.Background()); err != nil {
+		p.t.Fatal(err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.acked, p.failed
+}
+
+// readBackExactlyOnce reads topic from the start until every acknowledged value was seen (60
+// s at most) and fails on a value read twice or a key's sequence numbers not increasing. It
+// returns the number of distinct values read.
+func readBackExactlyOnce(t *testing.T, seeds []string, topic string, acked map[string]bool) int {
+	t.Helper()
+	cons, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	seen := map[string]int{}
+	lastSeq := map[string]int{}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for {
+		missing := 0
+		for v := range acked {
+			if seen[v] == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("%d acknowledged records never read back (of %d)", missing, len(acked))
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			v := string(r.Value)
+			seen[v]++
+			key, seqs, _ := strings.Cut(v, ":")
+			seq, _ := strconv.Atoi(seqs)
+			if prev, ok := lastSeq[key]; ok && seq <= prev {
+				t.Errorf("key %s: %d after %d (out of order or duplicated)", key, seq, prev)
+			}
+			lastSeq[key] = seq
+		})
+	}
+	for v, c := range seen {
+		if c != 1 {
+			t.Errorf("%s read %d times", v, c)
+		}
+	}
+	return len(seen)
 }
