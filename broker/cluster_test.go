@@ -73,49 +73,41 @@ func (tc *testCluster) addrs() []string {
 // waitBrokers waits until Metadata (from every live node) lists want unfenced brokers.
 func (tc *testCluster) waitBrokers(want int) {
 	tc.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok := true
-		for _, n := range tc.nodes {
-			if n == nil || n.srv == nil {
-				continue
-			}
-			if got := len(n.b.cluster.brokerList()); got != want {
-				ok = false
-			}
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			tc.t.Fatalf("brokers did not register and unfence: want %d", want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	tc.waitEveryNode(fmt.Sprintf("%d brokers registered and unfenced", want), func(n *testBroker) bool {
+		return len(n.b.cluster.brokerList()) == want
+	})
 }
 
 // waitControllers waits until every live node's Image holds the controller registrations of
 // ids (controllerRegistrationLoop runs after start).
 func (tc *testCluster) waitControllers(ids ...int32) {
 	tc.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok := true
-		for _, n := range tc.nodes {
-			if n == nil || n.srv == nil {
-				continue
-			}
-			for _, id := range ids {
-				if n.b.cluster.ctl.Image().Controller(id) == nil {
-					ok = false
-				}
+	tc.waitEveryNode(fmt.Sprintf("controllers %v registered", ids), func(n *testBroker) bool {
+		for _, id := range ids {
+			if n.b.cluster.ctl.Image().Controller(id) == nil {
+				return false
 			}
 		}
-		if ok {
+		return true
+	})
+}
+
+// waitEveryNode waits (30 s at most) until ok holds on every live node.
+func (tc *testCluster) waitEveryNode(what string, ok func(n *testBroker) bool) {
+	tc.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		all := true
+		for _, n := range tc.nodes {
+			if n != nil && n.srv != nil && !ok(n) {
+				all = false
+			}
+		}
+		if all {
 			return
 		}
 		if time.Now().After(deadline) {
-			tc.t.Fatalf("controllers %v did not register", ids)
+			tc.t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
