@@ -47,6 +47,7 @@ type Conn struct {
 	rc syscall.RawConn
 
 	req        Request      // reused for each Serve; event loop only
+	big        bigFrame     // a large frame being read (frame.go); event loop only
 	lastActive atomic.Int64 // monotonic ns since srv.epoch of the last read or write
 	closeReq   atomic.Bool  // Close was called
 	dead       atomic.Bool  // closed is set: a write step in progress stops

@@ -23,7 +23,9 @@
 // Inbound, a size < 0 or > Config.MaxRequestBytes closes the connection before
 // anything is allocated for the frame; the handler never sees it. A frame is
 // dispatched only when it is wholly buffered; several frames in one read are all
-// dispatched, in order. Outbound, netio writes the 4-byte size prefix itself:
+// dispatched, in order, and the answers given meanwhile leave together. A large frame
+// (bigFrameMin and up) is read into a buffer of its exact size as it arrives rather than
+// into gnet's ring buffer, within a budget over all connections (frame.go). Outbound, netio writes the 4-byte size prefix itself:
 // a Response's parts are the payload only (for Kafka: the response header and
 // body), and netio prefixes their total length.
 //

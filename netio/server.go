@@ -45,6 +45,10 @@ type Server struct {
 	addr  net.Addr
 	// pausedLimit is the most inbound bytes a paused connection may buffer.
 	pausedLimit int
+	// bigBytes is the capacity of the large-frame buffers held by connections (frame.go),
+	// bounded by bigBudget.
+	bigBytes  atomic.Int64
+	bigBudget int64 // bigBudget, unless a test set it before connections came
 
 	eng      gnet.Engine
 	stopping atomic.Bool
@@ -74,6 +78,7 @@ func Start(cfg Config, h Handler) (*Server, error) {
 		h:           h,
 		epoch:       time.Now(),
 		pausedLimit: int(cfg.MaxRequestBytes) + 4 + gnet.MaxStreamBufferCap,
+		bigBudget:   bigBudget,
 		done:        make(chan struct{}),
 		quit:        make(chan struct{}),
 		conns:       make(map[*Conn]struct{}),
@@ -283,6 +288,7 @@ func (ev *events) OnClose(gc gnet.Conn, err error) gnet.Action {
 	}
 	s := ev.s
 	c.onClose()
+	c.closeBig()
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
@@ -310,6 +316,25 @@ func (ev *events) OnTraffic(gc gnet.Conn) gnet.Action {
 func (ev *events) dispatch(c *Conn, gc gnet.Conn) gnet.Action {
 	s := ev.s
 	for {
+		if c.big.buf != nil {
+			// A large frame is being read into its own buffer (frame.go).
+			frame, act, ready := c.fillBig(gc)
+			if !ready {
+				return act
+			}
+			seq, res := c.admit()
+			switch res {
+			case admitClosed:
+				return gnet.Close
+			case admitPaused:
+				return gnet.None // the frame waits, complete, for the resume's wake-up
+			}
+			c.req = Request{Seq: seq, Frame: frame}
+			s.h.Serve(c, &c.req)
+			c.req = Request{}
+			c.doneBig()
+			continue
+		}
 		buffered := gc.InboundBuffered()
 		if buffered < 4 {
 			return gnet.None
@@ -324,6 +349,9 @@ func (ev *events) dispatch(c *Conn, gc gnet.Conn) gnet.Action {
 		}
 		total := 4 + int(size)
 		if buffered < total {
+			if total >= bigFrameMin && c.startBig(total) {
+				continue
+			}
 			return gnet.None
 		}
 		seq, res := c.admit()
