@@ -381,10 +381,13 @@ func (s *segment) age(batchTs, now int64) int64 {
 }
 
 // ensureRoomLocked grows the active segment's file and mapping to hold end bytes, keeping a
-// preallocated, prefaulted stretch ahead of the write cursor.
+// preallocated, prefaulted stretch ahead of the write cursor. The stretch grows with what
+// the segment holds, from minPreallocateBytes up to PreallocateBytes: a partition that takes
+// little data (one of many) does not have megabytes of pages zeroed and held for it, while a
+// busy one soon has the whole stretch.
 func (l *Log) ensureRoomLocked(s *segment, end int64) error {
 	mapped := s.mf.Size()
-	ahead := l.cfg.PreallocateBytes
+	ahead := min(l.cfg.PreallocateBytes, max(minPreallocateBytes, end))
 	if end+ahead/2 <= mapped {
 		return nil
 	}
@@ -404,11 +407,14 @@ func (l *Log) ensureRoomLocked(s *segment, end int64) error {
 	return nil
 }
 
+// minPreallocateBytes is the stretch ahead of the write cursor of a segment that holds little.
+const minPreallocateBytes = 256 << 10
+
 // The appender's mapping keeps releaseLagBytes behind the cursor resident and gives the rest
 // back (prefaulter.release) in steps of releaseStepBytes.
 const (
-	releaseLagBytes  = 4 << 20
-	releaseStepBytes = 8 << 20
+	releaseLagBytes  = 1 << 20
+	releaseStepBytes = 2 << 20
 )
 
 // indexBatchLocked adds the index entries due for the batch written at pos.
