@@ -3,11 +3,13 @@ package controller
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log"
 	"log/slog"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 )
 
 // hclogger adapts the project's slog.Logger to the hclog.Logger that hashicorp/raft wants.
@@ -37,7 +39,25 @@ func (h *hclogger) Log(level hclog.Level, msg string, args ...any) {
 	if level == hclog.Off {
 		return
 	}
+	if level == hclog.Error && shutdownNoise(msg, args) {
+		level = hclog.Debug
+	}
 	h.l.Log(context.Background(), slogLevel(level), msg, args...)
+}
+
+// shutdownNoise reports an error Raft's transport logs for a connection it was reading from
+// when it closed: the node is stopping, nothing failed.
+func shutdownNoise(msg string, args []any) bool {
+	if msg != "failed to decode incoming command" {
+		return false
+	}
+	for i := 0; i+1 < len(args); i += 2 {
+		if k, _ := args[i].(string); k == "error" {
+			err, _ := args[i+1].(error)
+			return errors.Is(err, raft.ErrTransportShutdown)
+		}
+	}
+	return false
 }
 
 func (h *hclogger) Trace(msg string, args ...any) { h.Log(hclog.Trace, msg, args...) }

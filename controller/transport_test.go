@@ -1,7 +1,10 @@
 package controller
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,5 +56,31 @@ func TestGuardedTransportFenceWaitsForHeartbeats(t *testing.T) {
 	}
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("handler ran %d times, want 1", n)
+	}
+}
+
+// levelRecorder keeps the level of each record logged.
+type levelRecorder struct{ levels []slog.Level }
+
+func (r *levelRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *levelRecorder) Handle(_ context.Context, rec slog.Record) error {
+	r.levels = append(r.levels, rec.Level)
+	return nil
+}
+func (r *levelRecorder) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *levelRecorder) WithGroup(string) slog.Handler      { return r }
+
+// TestTransportShutdownIsNotAnError: Raft's transport error for a connection it was reading
+// when it closed is logged at debug level; the same message with another error stays an
+// error.
+func TestTransportShutdownIsNotAnError(t *testing.T) {
+	rec := &levelRecorder{}
+	hl := newHCLogger(slog.New(rec))
+	hl.Error("failed to decode incoming command", "error", raft.ErrTransportShutdown)
+	hl.Error("failed to decode incoming command", "error", errors.New("unexpected EOF"))
+	hl.Error("failed to make requestVote RPC", "error", raft.ErrTransportShutdown)
+	want := []slog.Level{slog.LevelDebug, slog.LevelError, slog.LevelError}
+	if fmt.Sprint(rec.levels) != fmt.Sprint(want) {
+		t.Fatalf("levels %v, want %v", rec.levels, want)
 	}
 }
