@@ -60,15 +60,9 @@ func init() {
 			resp.ErrorCode, resp.ErrorMessage = code, &msg
 			return resp
 		}
-		if c == nil {
-			return fail(errUnsupportedVersion, "This node runs without a metadata quorum (not in cluster mode).")
-		}
-		if req.ClusterID != nil && *req.ClusterID != b.cfg.ClusterID {
-			return fail(errInconsistentClusterID, fmt.Sprintf("The cluster id is %s, not %s.", b.cfg.ClusterID, *req.ClusterID))
-		}
-		if r, code, msg, forwarded := c.forwardIfNotActive(h, req, func(r kmsg.Response) int16 {
+		if r, code, msg, done := b.voterChangeGate(h, req, req.ClusterID, func(r kmsg.Response) int16 {
 			return r.(*kmsg.AddRaftVoterResponse).ErrorCode
-		}); forwarded {
+		}); done {
 			if r != nil {
 				return r
 			}
@@ -163,6 +157,21 @@ func quorumTopics(p kmsg.DescribeQuorumResponseTopicPartition) []kmsg.DescribeQu
 	t.Topic = metadataTopic
 	t.Partitions = []kmsg.DescribeQuorumResponseTopicPartition{p}
 	return []kmsg.DescribeQuorumResponseTopic{t}
+}
+
+// voterChangeGate is what AddRaftVoter and RemoveRaftVoter check before acting: cluster
+// mode (else UNSUPPORTED_VERSION), the cluster id, and that this node is the active
+// controller (else the request is forwarded, and r is the answer to relay). done reports
+// that the handler answers now: with r, or with code and msg.
+func (b *Broker) voterChangeGate(h *reqHeader, req kmsg.Request, clusterID *string, topCode func(kmsg.Response) int16) (r kmsg.Response, code int16, msg string, done bool) {
+	c := b.cluster
+	switch {
+	case c == nil:
+		return nil, errUnsupportedVersion, "This node runs without a metadata quorum (not in cluster mode).", true
+	case clusterID != nil && *clusterID != b.cfg.ClusterID:
+		return nil, errInconsistentClusterID, fmt.Sprintf("The cluster id is %s, not %s.", b.cfg.ClusterID, *clusterID), true
+	}
+	return c.forwardIfNotActive(h, req, topCode)
 }
 
 // forwardIfNotActive sends a quorum request (AddRaftVoter, RemoveRaftVoter,

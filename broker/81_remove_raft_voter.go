@@ -28,15 +28,9 @@ func init() {
 			resp.ErrorCode, resp.ErrorMessage = code, &msg
 			return resp
 		}
-		if c == nil {
-			return fail(errUnsupportedVersion, "This node runs without a metadata quorum (not in cluster mode).")
-		}
-		if req.ClusterID != nil && *req.ClusterID != b.cfg.ClusterID {
-			return fail(errInconsistentClusterID, fmt.Sprintf("The cluster id is %s, not %s.", b.cfg.ClusterID, *req.ClusterID))
-		}
-		if r, code, msg, forwarded := c.forwardIfNotActive(h, req, func(r kmsg.Response) int16 {
+		if r, code, msg, done := b.voterChangeGate(h, req, req.ClusterID, func(r kmsg.Response) int16 {
 			return r.(*kmsg.RemoveRaftVoterResponse).ErrorCode
-		}); forwarded {
+		}); done {
 			if r != nil {
 				return r
 			}

@@ -25,10 +25,11 @@ package coordinator
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/spate-broker/spate/internal/election"
 )
 
 // partitionState is one election of a partition of __consumer_offsets. Guarded by
@@ -47,15 +48,8 @@ type txnCompletion struct {
 	commit bool
 }
 
-// Backoff between attempts to load an elected partition whose load failed (its log is not
-// there yet, an I/O error): the partition answers COORDINATOR_LOAD_IN_PROGRESS meanwhile.
-const (
-	loadRetryMin = 100 * time.Millisecond
-	loadRetryMax = 5 * time.Second
-)
-
 // errElectionEnded: the election being loaded was superseded or resigned.
-var errElectionEnded = errors.New("election ended")
+var errElectionEnded = election.ErrEnded
 
 // OnElection tells the coordinator that this broker became the leader of partition of
 // __consumer_offsets at leaderEpoch: its groups are loaded from its log in the background,
@@ -258,38 +252,10 @@ func (g *group) unloadOwned() {
 // unloaded), retrying with backoff until it is loaded or the election ends.
 func (c *Coordinator) loadElected(p int32, st *partitionState, after <-chan struct{}) {
 	defer c.wg.Done()
-	if after != nil {
-		select {
-		case <-after:
-		case <-st.done:
-			return
-		case <-c.stop:
-			return
-		}
-	}
-	for backoff := loadRetryMin; ; backoff = min(2*backoff, loadRetryMax) {
-		err := c.loadElectedOnce(p, st)
-		if err == nil || errors.Is(err, errElectionEnded) {
-			return
-		}
-		// The first tries often meet a partition still being set up (just created, or its
-		// log not yet open here): a warning; an error once the backoff is at its longest.
-		level := slog.LevelWarn
-		if backoff >= loadRetryMax {
-			level = slog.LevelError
-		}
-		c.log.Log(context.Background(), level, "load offsets partition", "topic", OffsetsTopic, "partition", p, "leader_epoch", st.epoch, "err", err, "retry_in", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-st.done:
-			t.Stop()
-			return
-		case <-c.stop:
-			t.Stop()
-			return
-		}
-	}
+	election.Load(after, st.done, c.stop, func() error { return c.loadElectedOnce(p, st) },
+		func(err error, retryIn time.Duration, level slog.Level) {
+			c.log.Log(context.Background(), level, "load offsets partition", "topic", OffsetsTopic, "partition", p, "leader_epoch", st.epoch, "err", err, "retry_in", retryIn)
+		})
 }
 
 // loadElectedOnce reads partition p and, if its election st is still current, installs its

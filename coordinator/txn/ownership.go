@@ -27,10 +27,11 @@ package txn
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/spate-broker/spate/internal/election"
 )
 
 // partitionState is one election of a partition of __transaction_state. Guarded by
@@ -41,15 +42,8 @@ type partitionState struct {
 	done   chan struct{} // closed when this election ends: its load and markers stop
 }
 
-// Backoff between attempts to load an elected partition whose load failed (its log is not
-// there yet, an I/O error): the partition answers COORDINATOR_LOAD_IN_PROGRESS meanwhile.
-const (
-	loadRetryMin = 100 * time.Millisecond
-	loadRetryMax = 5 * time.Second
-)
-
 // errElectionEnded: the election being loaded was superseded or resigned.
-var errElectionEnded = errors.New("election ended")
+var errElectionEnded = election.ErrEnded
 
 // OnElection tells the coordinator that this broker became the leader of partition of
 // __transaction_state at leaderEpoch: its transactional ids are loaded from its log in the
@@ -203,29 +197,10 @@ func (c *Coordinator) unload(p int32, txns []*txn, prev <-chan struct{}, done ch
 // released), retrying with backoff until it is loaded or the election ends.
 func (c *Coordinator) loadElected(p int32, st *partitionState, after <-chan struct{}) {
 	defer c.wg.Done()
-	if after != nil {
-		select {
-		case <-after:
-		case <-st.done:
-			return
-		case <-c.stop:
-			return
-		}
-	}
-	for backoff := loadRetryMin; ; backoff = min(2*backoff, loadRetryMax) {
-		err := c.loadElectedOnce(p, st)
-		if err == nil || errors.Is(err, errElectionEnded) {
-			return
-		}
-		level := slog.LevelWarn // as in the group coordinator: an error once at the longest backoff
-		if backoff >= loadRetryMax {
-			level = slog.LevelError
-		}
-		c.log.Log(context.Background(), level, "load transaction state partition", "topic", TopicName, "partition", p, "leader_epoch", st.epoch, "err", err, "retry_in", backoff)
-		if !c.sleep(st.done, backoff) {
-			return
-		}
-	}
+	election.Load(after, st.done, c.stop, func() error { return c.loadElectedOnce(p, st) },
+		func(err error, retryIn time.Duration, level slog.Level) {
+			c.log.Log(context.Background(), level, "load transaction state partition", "topic", TopicName, "partition", p, "leader_epoch", st.epoch, "err", err, "retry_in", retryIn)
+		})
 }
 
 // loadElectedOnce reads partition p and, if its election st is still current, installs its
