@@ -485,12 +485,15 @@ func TestClusterGroupSurvivesCoordinatorMove(t *testing.T) {
 	t.Logf("coordinator of %s is node %d (partition %d)", group, ps.Leader, p)
 	tc.nodes[ps.Leader-1].stop()
 
-	// A new admin client (one that cached the old coordinator keeps dialing it).
-	adm = kadm.NewClient(newClient(t, tc.addrs()[0], kgo.SeedBrokers(tc.addrs()...)))
+	// A new admin client per attempt: kgo keeps a coordinator it found until that answers
+	// NOT_COORDINATOR, so one that asked while the stopped node was still named (its
+	// controlled shutdown did not finish before the stop) would keep dialing it.
 	var after kadm.OffsetResponses
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		after, err = adm.FetchOffsets(admCtx(t), group)
+		cl := newClient(t, tc.addrs()[0], kgo.SeedBrokers(tc.addrs()...))
+		after, err = kadm.NewClient(cl).FetchOffsets(admCtx(t), group)
+		cl.Close()
 		if err == nil && after.Error() == nil {
 			break
 		}

@@ -937,7 +937,11 @@ func startChaosProducer(c *chaosCluster) *chaosProducer {
 		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordRetries(1 << 30), kgo.UnknownTopicRetries(-1),
 		kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }),
 		kgo.ProducerLinger(2 * time.Millisecond), kgo.ProduceRequestTimeout(5 * time.Second), kgo.RequestTimeoutOverhead(2 * time.Second),
-		kgo.MaxBufferedRecords(20000)}
+		kgo.MaxBufferedRecords(20000),
+		// A node that is stopping, or a cut proxy, closes a new connection before it answers
+		// ApiVersions; kgo takes that first-read EOF for a misconfiguration and fails the
+		// records unless told to retry it — the faults here cause it on purpose.
+		kgo.AlwaysRetryEOF()}
 	if os.Getenv("SPATE_TEST_DEBUG") != "" {
 		opts = append(opts, kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelInfo, func() string { return "chaos-producer " + time.Now().Format("15:04:05.000") + " " })))
 	}
