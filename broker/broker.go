@@ -56,7 +56,13 @@ type Config struct {
 	CheckpointInterval     time.Duration
 	Groups                 coordinator.Config // group.* and offsets.* settings
 	Cluster                ClusterConfig      // cluster mode (Raft controller, replication); zero: single node
-	Logger                 *slog.Logger
+	// MaxDecompressedBatchBytes bounds what one batch may decompress to where the broker
+	// materializes it (the log cleaner, loading the internal topics); larger batches are
+	// kept as they are by the cleaner. Scans (key checks on compacted topics, ListOffsets by
+	// time) stream and need no bound. It sets logstore.MaxDecompressedBatchBytes, which is
+	// process-wide.
+	MaxDecompressedBatchBytes int
+	Logger                    *slog.Logger
 }
 
 // DefaultConfig returns a single node's defaults.
@@ -76,6 +82,8 @@ func DefaultConfig() Config {
 		RetentionCheckInterval: 5 * time.Minute,
 		CheckpointInterval:     time.Minute,
 		Groups:                 coordinator.DefaultConfig(),
+
+		MaxDecompressedBatchBytes: 64 << 20,
 	}
 }
 
@@ -109,6 +117,9 @@ func New(cfg Config) (*Broker, error) {
 	}
 	if cfg.ReplicaSelector != "" && cfg.ReplicaSelector != ReplicaSelectorRack {
 		return nil, fmt.Errorf("replica selector %q: only %q is known", cfg.ReplicaSelector, ReplicaSelectorRack)
+	}
+	if cfg.MaxDecompressedBatchBytes > 0 {
+		logstore.MaxDecompressedBatchBytes = cfg.MaxDecompressedBatchBytes
 	}
 	b := &Broker{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), metrics: newMetrics()}
 	if cfg.ClusterID == "" && cfg.Cluster.enabled() {

@@ -207,7 +207,7 @@ func (c *Coordinator) loadPartition(p int32, l *logstore.Log, loaded map[string]
 func (c *Coordinator) loadBatch(p int32, batch []byte, h *logstore.BatchHeader, loaded map[string]*loadedGroup, txnGroups map[string]bool) error {
 	recs := batch[logstore.BatchHeaderSize:]
 	if codec := h.Compression(); codec != 0 {
-		if logstore.Decompress == nil {
+		if !logstore.CanDecompress() {
 			return fmt.Errorf("batch at offset %d: compressed and no codec", h.BaseOffset)
 		}
 		plain, err := logstore.Decompress(codec, recs, nil)

@@ -87,14 +87,15 @@ func decodeVarBytes(b []byte) (v []byte, null bool, rest []byte, ok bool) {
 }
 
 // plainRecords returns a batch's records section uncompressed, decompressing into scratch.
-// ok is false when the batch cannot be decompressed (no Decompress hook, or bad data).
+// ok is false when the batch cannot be decompressed (no codecs, bad data, or more than
+// MaxDecompressedBatchBytes).
 func plainRecords(batch []byte, h *BatchHeader, scratch []byte) (recs, newScratch []byte, ok bool) {
 	recs = batch[BatchHeaderSize:]
 	c := h.Compression()
 	if c == 0 {
 		return recs, scratch, true
 	}
-	if Decompress == nil {
+	if !CanDecompress() {
 		return nil, scratch, false
 	}
 	plain, err := Decompress(c, recs, scratch[:0])
@@ -106,15 +107,15 @@ func plainRecords(batch []byte, h *BatchHeader, scratch []byte) (recs, newScratc
 
 // checkCompactedKeys refuses records with a null key, as Kafka refuses them on a compacted
 // topic (LogValidator: INVALID_RECORD, "Compacted topic cannot accept message without key").
-// Control batches carry no user records and are not checked. A compressed batch is
-// decompressed with the Decompress hook; without the hook it cannot be looked into and is let
-// through (the broker always sets it). The batches passed CheckBatch.
+// Control batches carry no user records and are not checked. A compressed batch is streamed
+// through the codecs (scanCompressed: memory does not depend on what it decompresses to);
+// without codecs it cannot be looked into and is let through (the broker always sets them).
+// The batches passed CheckBatch.
 //
 // AppendAsLeader calls it when the log's config is Compacted.
 func (l *Log) checkCompactedKeys(records []byte) error {
 	var h BatchHeader
 	var r cleanerRecord
-	var scratch []byte
 	for rest, i := records, 0; len(rest) >= BatchHeaderSize; rest, i = rest[h.Size():], i+1 {
 		ParseBatchHeader(rest, &h)
 		if h.Size() < BatchHeaderSize || h.Size() > len(rest) {
@@ -123,22 +124,39 @@ func (l *Log) checkCompactedKeys(records []byte) error {
 		if h.IsControl() {
 			continue
 		}
-		if h.Compression() != 0 && Decompress == nil {
-			continue
-		}
-		recs, s, ok := plainRecords(rest[:h.Size()], &h, scratch)
-		scratch = s
-		if !ok {
-			return &Error{Code: CodeCorruptMessage, Msg: fmt.Sprintf("batch %d: records cannot be decompressed", i)}
-		}
-		for j := int32(0); j < h.RecordCount; j++ {
-			if recs, ok = decodeRecord(recs, &r); !ok {
-				return &Error{Code: CodeInvalidRecord, Msg: fmt.Sprintf("batch %d record %d is malformed", i, j)}
+		keyless := int32(-1)
+		if c := h.Compression(); c != 0 {
+			if !CanDecompress() {
+				continue
 			}
-			if r.keyNull {
-				return &Error{Code: CodeInvalidRecord, Msg: fmt.Sprintf(
-					"Compacted topic cannot accept message without key in topic partition %s (batch %d record %d)", filepath.Base(l.dir), i, j)}
+			j := int32(0)
+			ok := scanCompressed(c, rest[BatchHeaderSize:h.Size()], h.RecordCount, func(r *recordHead) bool {
+				if r.keyNull {
+					keyless = j
+					return false
+				}
+				j++
+				return true
+			})
+			if !ok {
+				return &Error{Code: CodeCorruptMessage, Msg: fmt.Sprintf("batch %d: records cannot be decompressed or are malformed (record %d)", i, j)}
 			}
+		} else {
+			recs := rest[BatchHeaderSize:h.Size()]
+			for j := int32(0); j < h.RecordCount; j++ {
+				var ok bool
+				if recs, ok = decodeRecord(recs, &r); !ok {
+					return &Error{Code: CodeInvalidRecord, Msg: fmt.Sprintf("batch %d record %d is malformed", i, j)}
+				}
+				if r.keyNull {
+					keyless = j
+					break
+				}
+			}
+		}
+		if keyless >= 0 {
+			return &Error{Code: CodeInvalidRecord, Msg: fmt.Sprintf(
+				"Compacted topic cannot accept message without key in topic partition %s (batch %d record %d)", filepath.Base(l.dir), i, keyless)}
 		}
 	}
 	return nil

@@ -18,19 +18,15 @@ import (
 	"time"
 )
 
-// useGzipCodecs installs gzip (codec 1) as the Decompress and Compress hooks for one test.
+// useGzipCodecs installs gzip (codec 1) as the DecompressReader and Compress hooks for one
+// test.
 func useGzipCodecs(t testing.TB) {
-	oldD, oldC := Decompress, Compress
-	Decompress = func(codec int, src, dst []byte) ([]byte, error) {
+	oldD, oldC := DecompressReader, Compress
+	DecompressReader = func(codec int, src []byte) (io.ReadCloser, error) {
 		if codec != 1 {
 			return nil, fmt.Errorf("codec %d not available", codec)
 		}
-		r, err := gzip.NewReader(bytes.NewReader(src))
-		if err != nil {
-			return nil, err
-		}
-		b, err := io.ReadAll(r)
-		return append(dst, b...), err
+		return gzip.NewReader(bytes.NewReader(src))
 	}
 	Compress = func(codec int, src, dst []byte) ([]byte, error) {
 		if codec != 1 {
@@ -44,7 +40,7 @@ func useGzipCodecs(t testing.TB) {
 		}
 		return append(dst, buf.Bytes()...), nil
 	}
-	t.Cleanup(func() { Decompress, Compress = oldD, oldC })
+	t.Cleanup(func() { DecompressReader, Compress = oldD, oldC })
 }
 
 // gzipBatch returns batch (uncompressed, from AppendBatch) with its records gzip-compressed.

@@ -16,10 +16,6 @@ import "encoding/binary"
 //	headerCount      varint
 //	headers          (keyLength varint, key, valueLength varint, value) * headerCount
 
-// Decompress, when set, turns a compressed batch's records section into plain records,
-// appending to dst. The broker sets it to its codecs; logstore itself does not compress.
-var Decompress func(codec int, src, dst []byte) ([]byte, error)
-
 // RecordInfo is what the log needs of one record.
 type RecordInfo struct {
 	OffsetDelta int32
@@ -61,25 +57,29 @@ func ForEachRecord(recs []byte, count int32, baseTs, logAppendTs int64, fn func(
 	return true
 }
 
-// forEachRecord calls fn with the offset and timestamp of each record of a batch, decompressing
-// it when needed. Without a Decompress hook a compressed batch is reported as one record at
-// its base offset with its max timestamp (the batch is then the finest grain).
+// forEachRecord calls fn with the offset and timestamp of each record of a batch; a
+// compressed batch is streamed (scanCompressed), never decompressed whole. Without codecs
+// (CanDecompress) a compressed batch is reported as one record at its base offset with its
+// max timestamp (the batch is then the finest grain).
 func forEachRecord(batch []byte, h *BatchHeader, fn func(off Offset, ts int64) bool) {
-	recs := batch[BatchHeaderSize:]
-	if c := h.Compression(); c != 0 {
-		if Decompress == nil {
-			fn(h.BaseOffset, h.MaxTimestamp)
-			return
-		}
-		plain, err := Decompress(c, recs, nil)
-		if err != nil {
-			return
-		}
-		recs = plain
-	}
 	appendTs := int64(-1)
 	if h.Attributes&AttrLogAppendTime != 0 {
 		appendTs = h.MaxTimestamp
+	}
+	recs := batch[BatchHeaderSize:]
+	if c := h.Compression(); c != 0 {
+		if !CanDecompress() {
+			fn(h.BaseOffset, h.MaxTimestamp)
+			return
+		}
+		scanCompressed(c, recs, h.RecordCount, func(r *recordHead) bool {
+			ts := h.BaseTimestamp + r.tsDelta
+			if appendTs >= 0 {
+				ts = appendTs
+			}
+			return fn(h.BaseOffset+r.offsetDelta, ts)
+		})
+		return
 	}
 	ForEachRecord(recs, h.RecordCount, h.BaseTimestamp, appendTs, func(r RecordInfo) bool {
 		return fn(h.BaseOffset+int64(r.OffsetDelta), r.Timestamp)
@@ -98,7 +98,7 @@ func firstRecordAtOrAfter(batch []byte, h *BatchHeader, ts int64, minOffset Offs
 		}
 		return true
 	})
-	if !found && h.Compression() != 0 && Decompress == nil {
+	if !found && h.Compression() != 0 && !CanDecompress() {
 		return TimestampOffset{Offset: max(h.BaseOffset, minOffset), Timestamp: h.MaxTimestamp}, h.MaxTimestamp >= ts
 	}
 	return out, found

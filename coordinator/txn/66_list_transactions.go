@@ -11,7 +11,8 @@ import (
 
 // ListTransactions lists the transactional ids of this node
 // (TransactionStateManager.listTransactionStates), sorted by id: those whose state is one of
-// StateFilters (by Kafka's names; unknown names come back in UnknownStateFilters), whose
+// StateFilters (by Kafka's names; unknown names come back in UnknownStateFilters and match
+// nothing), whose
 // producer id is one of ProducerIDFilters, and (v1+, DurationFilterMillis >= 0) whose
 // transaction started more than that long ago — an id with no transaction yet has start -1
 // and always passes, as in Kafka. Empty filters match everything. A coordinator that does not
@@ -30,11 +31,13 @@ func (c *Coordinator) ListTransactions(req *kmsg.ListTransactionsRequest) *kmsg.
 		resp.ErrorCode = errCoordinatorLoadInProgress
 		return resp
 	}
+	// As Kafka, a non-empty StateFilters filters even when none of its names is known: a
+	// filter of unknown names only matches nothing.
 	var states [numStates]bool
-	anyState := false
+	anyState := len(req.StateFilters) > 0
 	for _, name := range req.StateFilters {
 		if s, ok := stateByName(name); ok {
-			states[s], anyState = true, true
+			states[s] = true
 		} else {
 			resp.UnknownStateFilters = append(resp.UnknownStateFilters, name)
 		}
