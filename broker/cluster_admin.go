@@ -348,8 +348,15 @@ func (c *cluster) sendMarkers(leader int32, pid int64, epoch int16, commit bool,
 		for _, rt := range rm.Topics {
 			for _, rp := range rt.Partitions {
 				for _, i := range idx {
-					if parts[i].Topic == rt.Topic && parts[i].Partition == rp.Partition {
-						codes[i] = rp.ErrorCode
+					if parts[i].Topic != rt.Topic || parts[i].Partition != rp.Partition {
+						continue
+					}
+					codes[i] = rp.ErrorCode
+					if _, exists := c.ctl.Image().Partition(rt.Topic, rp.Partition); exists && rp.ErrorCode == errUnknownTopicOrPartition {
+						// The leader has not applied the partition yet (its metadata lags
+						// ours): retried, as Kafka's marker channel does. Only a partition
+						// gone from the metadata counts as done.
+						codes[i] = errNotLeaderOrFollower
 					}
 				}
 			}

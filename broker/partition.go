@@ -235,10 +235,50 @@ func (p *partition) recordBatchLocked(h *logstore.BatchHeader, first, last int64
 // Producer state snapshots: <partition dir>/<20-digit offset>.snapshot holds the state of every
 // producer as of that offset (JSON). Loading takes the newest snapshot not past the log end and
 // replays batch headers from its offset; without one the whole log is replayed.
+//
+// A snapshot also names the batch that ended at its offset (base offset, partition leader
+// epoch, CRC). A replica's log can lose that batch and grow past the offset again — a leader
+// that became a follower truncates to the new leader's log and appends the new leader's
+// batches — and the snapshot then describes producers of a log that no longer exists: loading
+// it would miss the new tail's transactions below the offset (the aborted-transaction index
+// is only re-derived from the snapshot's offset) or keep a phantom open transaction that
+// holds the last stable offset. Such a snapshot no longer matches the log's batch at its
+// offset (batches appended after a truncation carry a newer leader epoch) and is ignored.
 const snapshotSuffix = ".snapshot"
 
 type producerSnapshot struct {
 	Producers map[string]*producerState `json:"producers"`
+	LastBatch *snapshotBatch            `json:"last_batch,omitempty"` // nil: empty log, or a snapshot from before this field
+}
+
+// snapshotBatch identifies the batch that ended at a snapshot's offset.
+type snapshotBatch struct {
+	BaseOffset  int64  `json:"base_offset"`
+	LeaderEpoch int32  `json:"leader_epoch"`
+	CRC         uint32 `json:"crc"`
+}
+
+// batchEndingAt returns the identity of the log's batch whose last offset is end-1, if the log
+// has one. Callers hold mu, or own the log alone.
+func (p *partition) batchEndingAt(end int64) (*snapshotBatch, bool) {
+	if end <= p.log.LogStartOffset() {
+		return nil, false
+	}
+	var res logstore.ReadResult
+	defer res.Release()
+	if err := p.log.Read(end-1, 1, end, true, &res); err != nil || len(res.Regions) == 0 {
+		return nil, false
+	}
+	b := res.Regions[0].Data
+	var h logstore.BatchHeader
+	if len(b) < logstore.BatchHeaderSize {
+		return nil, false
+	}
+	logstore.ParseBatchHeader(b, &h)
+	if h.LastOffset() != end-1 {
+		return nil, false
+	}
+	return &snapshotBatch{BaseOffset: h.BaseOffset, LeaderEpoch: h.PartitionLeaderEpoch, CRC: h.CRC}, true
 }
 
 func (p *partition) saveProducerSnapshot() error {
@@ -250,6 +290,7 @@ func (p *partition) saveProducerSnapshot() error {
 	for id, st := range p.producers {
 		snap.Producers[strconv.FormatInt(id, 10)] = st
 	}
+	snap.LastBatch, _ = p.batchEndingAt(leo)
 	raw, err := json.Marshal(snap) // a deep copy, taken under mu
 	p.mu.Unlock()
 	if err != nil {
@@ -302,7 +343,7 @@ func (p *partition) loadProducerState() error {
 	if best >= 0 {
 		raw, err := os.ReadFile(filepath.Join(p.log.Dir(), fmt.Sprintf("%020d%s", best, snapshotSuffix)))
 		var snap producerSnapshot
-		if err == nil && json.Unmarshal(raw, &snap) == nil {
+		if err == nil && json.Unmarshal(raw, &snap) == nil && p.snapshotMatchesLog(best, snap.LastBatch) {
 			for k, st := range snap.Producers {
 				id, err := strconv.ParseInt(k, 10, 64)
 				if err == nil && st != nil && len(st.Batches) <= producerBatchCache {
@@ -321,6 +362,22 @@ func (p *partition) loadProducerState() error {
 		return err
 	}
 	return p.replayLocked(from, leo)
+}
+
+// snapshotMatchesLog reports whether the log still holds the batch a snapshot at offset end
+// was taken after. A snapshot written before snapshots named their batch (last nil) is
+// trusted when the log has a batch ending there, as is one whose batch retention removed.
+func (p *partition) snapshotMatchesLog(end int64, last *snapshotBatch) bool {
+	got, ok := p.batchEndingAt(end)
+	switch {
+	case end <= p.log.LogStartOffset():
+		return true // retention removed the batch: nothing left to check against
+	case !ok:
+		return false // no batch ends at the snapshot's offset: the log changed under it
+	case last == nil:
+		return true
+	}
+	return *got == *last
 }
 
 // replayLocked feeds the batch headers of [from, to) into the producer state.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -233,6 +234,15 @@ func TestTxnZombieFenced(t *testing.T) {
 	}
 	if got := consumeAll(t, tb.addr, topic, true); strings.Join(got, ",") != strings.Join(values("fresh", 5), ",") {
 		t.Fatalf("read_committed: %v", got)
+	}
+	// The zombie's one written record is in the log, aborted by the fencing (read_uncommitted
+	// shows it; the fenced "zombie-1" was never appended).
+	got := consumeAll(t, tb.addr, topic, false)
+	slices.Sort(got)
+	want := append(values("fresh", 5), "zombie-0")
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("read_uncommitted: %v, want %v", got, want)
 	}
 }
 
