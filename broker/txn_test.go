@@ -250,6 +250,19 @@ func TestTxnZombieFenced(t *testing.T) {
 // transactional batch — and then stops, as a producer that died mid-transaction.
 func rawTxn(t *testing.T, addr, txnID, topic string, partition int32, timeoutMs int32, vals ...string) (pid int64, epoch int16) {
 	t.Helper()
+	pid, epoch = rawTxnInit(t, addr, txnID, timeoutMs)
+	if c := rawTxnAddPartition(t, addr, txnID, pid, epoch, topic, partition); c != 0 {
+		t.Fatalf("add partitions: %d", c)
+	}
+	if c := rawTxnProduce(t, addr, txnID, pid, epoch, topic, partition, 0, vals...); c != 0 {
+		t.Fatalf("produce: %d", c)
+	}
+	return pid, epoch
+}
+
+// rawTxnInit finds the transaction coordinator and sends InitProducerId for txnID.
+func rawTxnInit(t *testing.T, addr, txnID string, timeoutMs int32) (pid int64, epoch int16) {
+	t.Helper()
 	fc := kmsg.NewPtrFindCoordinatorRequest()
 	fc.SetVersion(3)
 	fc.CoordinatorType, fc.CoordinatorKey = 1, txnID
@@ -263,23 +276,32 @@ func rawTxn(t *testing.T, addr, txnID, topic string, partition int32, timeoutMs 
 	if ir.ErrorCode != 0 {
 		t.Fatalf("init producer id: %d", ir.ErrorCode)
 	}
+	return ir.ProducerID, ir.ProducerEpoch
+}
+
+// rawTxnAddPartition sends AddPartitionsToTxn v3 for one partition and returns its code.
+func rawTxnAddPartition(t *testing.T, addr, txnID string, pid int64, epoch int16, topic string, partition int32) int16 {
+	t.Helper()
 	ap := kmsg.NewPtrAddPartitionsToTxnRequest()
 	ap.SetVersion(3)
-	ap.TransactionalID, ap.ProducerID, ap.ProducerEpoch = txnID, ir.ProducerID, ir.ProducerEpoch
+	ap.TransactionalID, ap.ProducerID, ap.ProducerEpoch = txnID, pid, epoch
 	at := kmsg.NewAddPartitionsToTxnRequestTopic()
 	at.Topic, at.Partitions = topic, []int32{partition}
 	ap.Topics = append(ap.Topics, at)
-	ar := admRaw[*kmsg.AddPartitionsToTxnResponse](t, addr, ap)
-	if c := ar.Topics[0].Partitions[0].ErrorCode; c != 0 {
-		t.Fatalf("add partitions: %d", c)
-	}
+	return admRaw[*kmsg.AddPartitionsToTxnResponse](t, addr, ap).Topics[0].Partitions[0].ErrorCode
+}
+
+// rawTxnProduce sends one transactional batch of vals at sequence seq (Produce v9) and
+// returns the partition's code.
+func rawTxnProduce(t *testing.T, addr, txnID string, pid int64, epoch int16, topic string, partition, seq int32, vals ...string) int16 {
+	t.Helper()
 	recs := make([]logstore.Record, len(vals))
 	for i, v := range vals {
 		recs[i] = logstore.Record{Value: []byte(v)}
 	}
 	batch := logstore.AppendBatch(nil, logstore.BatchSpec{
 		Attributes: logstore.AttrTransactional, BaseTimestamp: time.Now().UnixMilli(),
-		ProducerID: ir.ProducerID, ProducerEpoch: ir.ProducerEpoch, BaseSequence: 0, Records: recs,
+		ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq, Records: recs,
 	})
 	pr := kmsg.NewPtrProduceRequest()
 	pr.SetVersion(9)
@@ -290,11 +312,35 @@ func rawTxn(t *testing.T, addr, txnID, topic string, partition int32, timeoutMs 
 	pp.Partition, pp.Records = partition, batch
 	pt.Partitions = append(pt.Partitions, pp)
 	pr.Topics = append(pr.Topics, pt)
-	presp := admRaw[*kmsg.ProduceResponse](t, addr, pr)
-	if c := presp.Topics[0].Partitions[0].ErrorCode; c != 0 {
-		t.Fatalf("produce: %d", c)
+	return admRaw[*kmsg.ProduceResponse](t, addr, pr).Topics[0].Partitions[0].ErrorCode
+}
+
+// TestTxnProduceToPartitionNotAddedRefused: on one node, a transactional batch for a
+// partition its transaction has not added is refused with INVALID_TXN_STATE (KIP-890's
+// server-side verification) and not appended; once AddPartitionsToTxn added the partition the
+// same batch is accepted.
+func TestTxnProduceToPartitionNotAddedRefused(t *testing.T) {
+	tb := startBroker(t, "", nil)
+	adm := kadm.NewClient(newClient(t, tb.addr))
+	const topic = "txn-not-added"
+	admCreate(t, adm, topic, 2, nil)
+	pid, epoch := rawTxnInit(t, tb.addr, "tx-not-added", 60000)
+	if c := rawTxnAddPartition(t, tb.addr, "tx-not-added", pid, epoch, topic, 0); c != 0 {
+		t.Fatalf("add partition 0: %d", c)
 	}
-	return ir.ProducerID, ir.ProducerEpoch
+	if c := rawTxnProduce(t, tb.addr, "tx-not-added", pid, epoch, topic, 1, 0, "stray"); c != errInvalidTxnState {
+		t.Fatalf("batch to partition 1, not added: code %d, want INVALID_TXN_STATE (%d)", c, errInvalidTxnState)
+	}
+	ends, err := adm.ListEndOffsets(admCtx(t), topic)
+	if o, ok := ends.Lookup(topic, 1); err != nil || !ok || o.Err != nil || o.Offset != 0 {
+		t.Fatalf("partition 1 end after the refused batch: %+v %v, want 0", o, err)
+	}
+	if c := rawTxnAddPartition(t, tb.addr, "tx-not-added", pid, epoch, topic, 1); c != 0 {
+		t.Fatalf("add partition 1: %d", c)
+	}
+	if c := rawTxnProduce(t, tb.addr, "tx-not-added", pid, epoch, topic, 1, 0, "added"); c != 0 {
+		t.Fatalf("batch to partition 1 after adding it: code %d", c)
+	}
 }
 
 // lso fetches a partition's last stable offset and high watermark with a read_committed fetch.
