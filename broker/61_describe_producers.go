@@ -3,6 +3,11 @@ package broker
 // DescribeProducers v0 (KIP-664): the producers with state on each partition — id, epoch, last
 // sequence and timestamp, the coordinator epoch of their last marker and the first offset of
 // their ongoing transaction (-1 when none). Sorted by producer id.
+//
+// Only a partition's leader keeps producer state (replica.go), so a follower answers
+// NOT_LEADER_OR_FOLLOWER rather than an empty or stale list (Kafka's followers keep the state
+// and answer; its admin client asks the leader unless told a broker, and retries this code
+// against the leader).
 
 import (
 	"sort"
@@ -21,6 +26,8 @@ func init() {
 				rp.Partition = pi
 				if p := b.topics.partition(t.Topic, pi); p == nil {
 					rp.ErrorCode = errUnknownTopicOrPartition
+				} else if !p.isLeader() {
+					rp.ErrorCode = errNotLeaderOrFollower
 				} else {
 					rp.ActiveProducers = p.describeProducers()
 				}

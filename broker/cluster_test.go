@@ -671,6 +671,23 @@ func TestClusterTxnProduceVerifiedByRemoteCoordinator(t *testing.T) {
 	if code := produce("c"); code != 0 {
 		t.Fatalf("second batch of the transaction: code %d", code)
 	}
+	// DescribeProducers: the leader names the producer and its open transaction's first
+	// offset; a follower, which keeps no producer state, answers NOT_LEADER_OR_FOLLOWER.
+	for _, n := range tc.nodes {
+		dp := kmsg.NewPtrDescribeProducersRequest()
+		dt := kmsg.NewDescribeProducersRequestTopic()
+		dt.Topic, dt.Partitions = topic, []int32{0}
+		dp.Topics = append(dp.Topics, dt)
+		rp := admRaw[*kmsg.DescribeProducersResponse](t, n.addr, dp).Topics[0].Partitions[0]
+		if n == leader {
+			if rp.ErrorCode != 0 || len(rp.ActiveProducers) != 1 || rp.ActiveProducers[0].ProducerID != ip.ProducerID ||
+				rp.ActiveProducers[0].CurrentTxnStartOffset != 0 || rp.ActiveProducers[0].LastSequence != 2 {
+				t.Fatalf("DescribeProducers on the leader: %+v", rp)
+			}
+		} else if rp.ErrorCode != errNotLeaderOrFollower {
+			t.Fatalf("DescribeProducers on follower %d: %+v, want NOT_LEADER_OR_FOLLOWER", n.b.cfg.NodeID, rp)
+		}
+	}
 	et := kmsg.NewPtrEndTxnRequest()
 	et.SetVersion(3)
 	et.TransactionalID, et.ProducerID, et.ProducerEpoch, et.Commit = txnID, ip.ProducerID, ip.ProducerEpoch, true
