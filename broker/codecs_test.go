@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"math/rand/v2"
-	"runtime"
 	"testing"
 	"time"
 
@@ -17,18 +16,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
+	"github.com/spate-broker/spate/internal/memstat"
 	"github.com/spate-broker/spate/logstore"
 )
-
-// heapAllocatedBy returns how many bytes fn allocated on the heap.
-func heapAllocatedBy(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
 
 // TestCodecsDecompressEveryClientsFormat: what franz-go's compressors write for each codec,
 // snappy in the xerial framing of Kafka's Java clients and as a raw block, decompresses to
@@ -83,7 +73,7 @@ func TestCodecsRefuseClaimsBeforeAllocating(t *testing.T) {
 		data  []byte
 	}{"raw snappy": {2, claim}, "xerial snappy": {2, xer}, "zstd 64 MiB window": {4, enc.Bytes()}} {
 		var err error
-		n := heapAllocatedBy(func() { _, err = logstore.Decompress(tc.codec, tc.data, nil) })
+		n := memstat.AllocatedBy(func() { _, err = logstore.Decompress(tc.codec, tc.data, nil) })
 		if err == nil || n > 4<<20 {
 			t.Errorf("%s: err %v, allocated %d bytes", name, err, n)
 		}
@@ -138,29 +128,14 @@ func TestProduceDecompressionBombToCompactedTopic(t *testing.T) {
 	if len(keyed) > 1<<20 {
 		t.Fatalf("the bomb is %d bytes: over max.message.bytes", len(keyed))
 	}
-	produce := func(batch []byte) (code int16, base int64) {
-		req := kmsg.NewPtrProduceRequest()
-		req.Acks, req.TimeoutMillis = -1, 5000
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = "bomb"
-		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Records = batch
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(context.Background(), cl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := resp.Topics[0].Partitions[0]
-		return p.ErrorCode, p.BaseOffset
-	}
+	produce := func(batch []byte) (int16, int64) { return produceRaw(t, cl, "bomb", batch) }
 	produce(keyed) // connections and metadata warmed up before measuring
 	var code int16
 	var base int64
-	if n := heapAllocatedBy(func() { code, base = produce(keyed) }); code != 0 || base != 64 || n > 24<<20 {
+	if n := memstat.AllocatedBy(func() { code, base = produce(keyed) }); code != 0 || base != 64 || n > 24<<20 {
 		t.Fatalf("keyed bomb: code %d base %d, the process allocated %d bytes", code, base, n)
 	}
-	if n := heapAllocatedBy(func() { code, _ = produce(keyless) }); code != errInvalidRecord || n > 24<<20 {
+	if n := memstat.AllocatedBy(func() { code, _ = produce(keyless) }); code != errInvalidRecord || n > 24<<20 {
 		t.Fatalf("keyless bomb: code %d (want %d), the process allocated %d bytes", code, errInvalidRecord, n)
 	}
 	if end := endOffset(t, cl, "bomb"); end != 128 {

@@ -24,13 +24,20 @@ func rawProduce(t *testing.T, cl *kgo.Client, topic string, pid int64, epoch int
 	}
 	batch := logstore.AppendBatch(nil, logstore.BatchSpec{BaseTimestamp: time.Now().UnixMilli(), ProducerID: pid,
 		ProducerEpoch: epoch, BaseSequence: seq, PartitionLeaderEpoch: -1, Records: recs})
+	return produceRaw(t, cl, topic, batch)
+}
+
+// produceRaw sends records (whole batches) to partition 0 of topic with acks=all and returns
+// the partition's error code and base offset.
+func produceRaw(t *testing.T, cl *kgo.Client, topic string, records []byte) (int16, int64) {
+	t.Helper()
 	req := kmsg.NewPtrProduceRequest()
 	req.Acks = -1
 	req.TimeoutMillis = 5000
 	rt := kmsg.NewProduceRequestTopic()
 	rt.Topic = topic
 	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Records = batch
+	rp.Records = records
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(context.Background(), cl)

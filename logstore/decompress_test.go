@@ -6,8 +6,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
-	"runtime"
 	"testing"
+
+	"github.com/spate-broker/spate/internal/memstat"
 )
 
 // gzipBytes gzips b.
@@ -17,16 +18,6 @@ func gzipBytes(b []byte) []byte {
 	w.Write(b)
 	w.Close()
 	return buf.Bytes()
-}
-
-// allocatedBy returns how many bytes fn allocated on the heap.
-func allocatedBy(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
 }
 
 // TestDecompressStopsAtTheLimit: Decompress materializes up to MaxDecompressedBatchBytes and
@@ -51,7 +42,7 @@ func TestDecompressStopsAtTheLimit(t *testing.T) {
 	}
 	bomb := gzipBytes(make([]byte, 24<<20)) // 24 MiB of zeros in ~24 KiB
 	var derr error
-	n := allocatedBy(func() { _, derr = Decompress(1, bomb, nil) })
+	n := memstat.AllocatedBy(func() { _, derr = Decompress(1, bomb, nil) })
 	if !errors.Is(derr, ErrDecompressedTooLarge) {
 		t.Fatalf("24 MiB stream: %v", derr)
 	}
@@ -80,10 +71,10 @@ func TestCompactedKeyCheckStreamsCompressedBatches(t *testing.T) {
 	keyless := gzipBatch(AppendBatch(nil, BatchSpec{ProducerID: -1, BaseSequence: -1, Records: records}))
 	records = nil
 	var err error
-	if n := allocatedBy(func() { err = l.checkCompactedKeys(keyed) }); err != nil || n > 4<<20 {
+	if n := memstat.AllocatedBy(func() { err = l.checkCompactedKeys(keyed) }); err != nil || n > 4<<20 {
 		t.Fatalf("keyed: %v, allocated %d bytes", err, n)
 	}
-	if n := allocatedBy(func() { err = l.checkCompactedKeys(keyless) }); CodeOf(err) != CodeInvalidRecord || n > 4<<20 {
+	if n := memstat.AllocatedBy(func() { err = l.checkCompactedKeys(keyless) }); CodeOf(err) != CodeInvalidRecord || n > 4<<20 {
 		t.Fatalf("keyless last record: %v, allocated %d bytes", err, n)
 	}
 

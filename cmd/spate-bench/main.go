@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -98,6 +99,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	htmlOut := fs.String("html", "", "write the HTML report to this file")
 	quiet := fs.Bool("quiet", false, "no progress line and no summary (the progress line only shows on a terminal anyway)")
 	check := fs.Bool("check", true, "exit 1 when records were lost, duplicated, reordered or corrupted")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load generator itself to this file")
 	var settings []setting
 	fs.Func("set", "set a workload key: -set key=value (repeatable; same as -<key> value)", func(s string) error {
 		k, v, ok := strings.Cut(s, "=")
@@ -141,6 +143,20 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts := bench.Options{Brokers: splitList(*brokers), Workload: w, Name: *name}
 	if !*quiet && isTerminal(stdout) {
 		opts.Progress = stdout
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "spate-bench run:", err)
+			return exitUsage
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
 	res, err := bench.Run(ctx, opts)
 	if err != nil {
