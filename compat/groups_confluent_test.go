@@ -227,3 +227,26 @@ func TestConfluentConsumerGroup(t *testing.T) {
 		})
 	}
 }
+
+// TestConfluentConsumerGroupMembershipMidStream runs runMidStreamMembership with
+// confluent-kafka-go consumers (range and cooperative-sticky, a synchronous CommitMessage
+// after each record): two consumers consume a stream, a third joins while records flow and
+// are processed, then one leaves while they flow. No record is lost, each is processed
+// exactly once, and a record is delivered again only when its commit failed.
+func TestConfluentConsumerGroupMembershipMidStream(t *testing.T) {
+	for _, strategy := range []string{"range", "cooperative-sticky"} {
+		t.Run(strategy, func(t *testing.T) {
+			tb := startGroupBroker(t)
+			adm := groupAdmin(t, tb.addr)
+			const topic, group, parts = "confluent-midstream", "confluent-midstream-consumers", int32(6)
+			groupCreateTopic(t, adm, topic, parts)
+			runMidStreamMembership(t, midStreamCase{
+				tb: tb, adm: adm, topic: topic, group: group, partitions: parts, from: 0,
+				prefix: "confluent-" + strategy,
+				start: func(t *testing.T, name string, l *groupLedger) func() {
+					return startConfluentMember(t, tb.addr, group, topic, name, strategy, l, 0).close
+				},
+			})
+		})
+	}
+}

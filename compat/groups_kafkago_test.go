@@ -536,3 +536,32 @@ func TestKafkaGoReaderGroup(t *testing.T) {
 		})
 	}
 }
+
+// TestKafkaGoReaderGroupMembershipMidStream runs runMidStreamMembership with kafka-go Readers
+// (range and round-robin balancers, synchronous commits): two Readers consume a stream, a
+// third joins while records flow and are processed, then one leaves while they flow. No
+// record is lost; each is processed once — twice only for kafka-go's commit carried into the
+// next generation, at most one per Reader and rebalance —, and any other redelivery is of a
+// record whose commit failed.
+func TestKafkaGoReaderGroupMembershipMidStream(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		balancer kafka.GroupBalancer
+	}{{"range", kafka.RangeGroupBalancer{}}, {"roundrobin", kafka.RoundRobinGroupBalancer{}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := startGroupBroker(t)
+			adm := groupAdmin(t, tb.addr)
+			const topic, group, parts = "kafka-go-midstream", "kafka-go-midstream-readers", int32(6)
+			groupCreateTopic(t, adm, topic, parts)
+			runMidStreamMembership(t, midStreamCase{
+				tb: tb, adm: adm, topic: topic, group: group, partitions: parts, from: 0,
+				prefix: "kafka-go-" + tc.name,
+				start: func(t *testing.T, name string, l *groupLedger) func() {
+					return startKafkaGoReader(t, tb.addr, group, topic, name, tc.balancer, l, 0).stop
+				},
+				// Three Readers at most at any time.
+				twiceOK: func(twice int, rebalances uint64) bool { return twice <= 3*int(rebalances) },
+			})
+		})
+	}
+}

@@ -45,6 +45,11 @@ type tracer struct {
 	recent   []string              // last traceKeep exchanges; guarded by mu
 	problems []string              // undecodable frames, unanswered requests; guarded by mu
 	batches  map[batchKind]int     // record batches in Produce requests; guarded by mu
+
+	// onResponse, when set, is called with every decoded request and its response (by the
+	// client id of the request) before the response is relayed to the client: when a client
+	// call that sent the request returns, the hook has seen the answer.
+	onResponse atomic.Pointer[func(client string, req kmsg.Request, resp kmsg.Response)]
 }
 
 // batchKind is what the proxy saw of a produced record batch.
@@ -195,6 +200,7 @@ func (tr *tracer) report(t *testing.T) {
 // pendingReq is a request waiting for its response.
 type pendingReq struct {
 	req      kmsg.Request // nil when the proxy could not decode it
+	client   string
 	key, ver int16
 	size     int
 	summary  string
@@ -309,7 +315,7 @@ func (tr *tracer) noteRequest(rc *relayConn, body []byte) {
 	if n > 0 && n <= len(rest) {
 		client, rest = string(rest[:n]), rest[n:]
 	}
-	p := pendingReq{key: key, ver: ver, size: len(body)}
+	p := pendingReq{key: key, ver: ver, size: len(body), client: client}
 	p.summary = fmt.Sprintf("%s v%d", kmsg.NameForKey(key), ver)
 	tr.mu.Lock()
 	tr.used[fmt.Sprintf("%s [%s]", p.summary, client)]++
@@ -402,6 +408,9 @@ func (tr *tracer) noteResponse(rc *relayConn, body []byte) {
 		line += "\n    " + dump(resp)
 	}
 	tr.exchange(line)
+	if hook := tr.onResponse.Load(); hook != nil {
+		(*hook)(p.client, p.req, resp)
+	}
 }
 
 // skipTags skips a tagged-field section.
