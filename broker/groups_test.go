@@ -363,14 +363,30 @@ func TestGroupMemberLeavesMidStreamNoLoss(t *testing.T) {
 			grpWaitDistinct(t, s, total)
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			dups := 0
+			// Each record once with its value, except records the leaver processed and had
+			// not committed when it left (its work since the last autocommit): redelivered
+			// once to the member that took its partition over.
+			dups, byLeaver := 0, 0
 			for id, n := range s.seen {
 				if id.offset >= int64(total/partitions) {
 					t.Fatalf("record %v past the end", id)
 				}
+				if want := fmt.Sprintf("v%d", int64(id.partition)+partitions*id.offset); s.value[id] != want {
+					t.Fatalf("record %v has value %q, want %q", id, s.value[id], want)
+				}
+				who := s.byWho[id]
+				if who[0] == "c1" {
+					byLeaver++
+				}
+				if n > 1 && (n > 2 || who[0] != "c1" || who[1] == "c1") {
+					t.Fatalf("record %v delivered to %v: only the leaver's uncommitted records may be redelivered, once, to another member", id, who)
+				}
 				dups += n - 1
 			}
-			t.Logf("%d records, %d redelivered after the member left", total, dups)
+			if byLeaver == 0 {
+				t.Fatal("the leaver processed nothing: the test did not leave mid-stream")
+			}
+			t.Logf("%d records, %d processed by the leaver, %d of them redelivered after it left", total, byLeaver, dups)
 		})
 	}
 }
