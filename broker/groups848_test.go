@@ -951,13 +951,23 @@ func TestConsumerGroup848RegexAndTopicChanges(t *testing.T) {
 	}
 }
 
-// TestConsumerGroup848GroupTypes: a consumer group with members refuses classic JoinGroup
-// (INCONSISTENT_GROUP_PROTOCOL) and a classic group with members refuses
-// ConsumerGroupHeartbeat (GROUP_ID_NOT_FOUND); an empty group of either type becomes the other.
-// ListGroups gives each group's type and state; DescribeGroups describes only classic groups,
-// ConsumerGroupDescribe only consumer groups.
+// TestConsumerGroup848GroupTypes: with group.consumer.migration.policy disabled, a consumer
+// group with members refuses classic JoinGroup (INCONSISTENT_GROUP_PROTOCOL, KAFKA-20640) and a
+// classic group with members refuses ConsumerGroupHeartbeat (GROUP_ID_NOT_FOUND); with the
+// default (bidirectional) the classic JoinGroup is taken (MEMBER_ID_REQUIRED, the first step
+// of a join) and the heartbeat refused only because the classic group's assignment is not the
+// consumer protocol's (groups_migration_test.go has the migrations). Either way an empty group
+// of either type becomes the other. ListGroups gives each group's type and state;
+// DescribeGroups describes only classic groups, ConsumerGroupDescribe only consumer groups.
 func TestConsumerGroup848GroupTypes(t *testing.T) {
-	tb := cgProtoBroker(t, nil)
+	for _, policy := range []coordinator.MigrationPolicy{coordinator.MigrationDisabled, coordinator.MigrationBidirectional} {
+		t.Run(policy.String(), func(t *testing.T) { testConsumerGroup848GroupTypes(t, policy) })
+	}
+}
+
+func testConsumerGroup848GroupTypes(t *testing.T, policy coordinator.MigrationPolicy) {
+	withPolicy := func(c *coordinator.Config) { c.MigrationPolicy = policy }
+	tb := cgProtoBroker(t, withPolicy)
 	addr := tb.addr
 	grpCreateTopic(t, addr, "t", 1)
 	const cg, classic = "next-gen", "old-school"
@@ -965,11 +975,16 @@ func TestConsumerGroup848GroupTypes(t *testing.T) {
 		t.Fatalf("join: %+v", r)
 	}
 	m, _ := stableGroup(t, addr, joinSpec{group: classic})
-	if r := grpMust[*kmsg.JoinGroupResponse](t, addr, joinSpec{group: cg}.request()); r.ErrorCode != 23 {
+	wantJoin, wantWhy := int16(23), "online upgrade is disabled"
+	if policy != coordinator.MigrationDisabled {
+		wantJoin, wantWhy = 79, "the embedded consumer protocol is malformed"
+	}
+	if r := grpMust[*kmsg.JoinGroupResponse](t, addr, joinSpec{group: cg}.request()); r.ErrorCode != wantJoin {
 		t.Fatalf("classic join into a consumer group: %+v", r)
 	}
-	if r := cgHeartbeat(t, addr, cgHB{group: classic, member: "n", topics: []string{"t"}}); r.ErrorCode != 69 {
-		t.Fatalf("consumer heartbeat into a classic group: %+v", r)
+	if r := cgHeartbeat(t, addr, cgHB{group: classic, member: "n", topics: []string{"t"}}); r.ErrorCode != 69 ||
+		r.ErrorMessage == nil || *r.ErrorMessage != "Cannot upgrade classic group "+classic+" to consumer group because "+wantWhy+"." {
+		t.Fatalf("consumer heartbeat into a classic group: %+v %v", r, r.ErrorMessage)
 	}
 	list := func() string {
 		req := kmsg.NewPtrListGroupsRequest()
@@ -1035,7 +1050,7 @@ func TestConsumerGroup848GroupTypes(t *testing.T) {
 	}
 	// The types survive a restart.
 	tb.stop()
-	tb2 := cgBroker(t, tb.dir, nil)
+	tb2 := cgBroker(t, tb.dir, withPolicy)
 	addr = tb2.addr
 	if got := list(); got != "[next-gen/consumer/Stable/classic old-school/consumer/Stable/consumer]" {
 		t.Fatalf("list after restart: %s", got)

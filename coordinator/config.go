@@ -1,6 +1,10 @@
 package coordinator
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
 
 // Config holds the coordinator's settings, named after Kafka's broker settings.
 type Config struct {
@@ -16,6 +20,12 @@ type Config struct {
 	ConsumerHeartbeatInterval time.Duration // group.consumer.heartbeat.interval.ms
 	ConsumerSessionTimeout    time.Duration // group.consumer.session.timeout.ms
 	ConsumerMaxSize           int           // group.consumer.max.size
+	// MigrationPolicy is group.consumer.migration.policy (KIP-848 online migration,
+	// migration.go): whether a classic group with members becomes a consumer group when a
+	// consumer-protocol member joins (upgrade), and a consumer group whose consumer-protocol
+	// members are gone becomes a classic group again (downgrade). The zero value is Kafka 4's
+	// default, bidirectional.
+	MigrationPolicy MigrationPolicy
 
 	OffsetsTopicPartitions        int32         // offsets.topic.num.partitions
 	OffsetsTopicSegmentBytes      int64         // offsets.topic.segment.bytes
@@ -29,6 +39,55 @@ type Config struct {
 	// OnResignation (a cluster). false: this node owns every partition and loads them all at
 	// start or on Ensure (a single node).
 	PartitionOwnership bool
+}
+
+// MigrationPolicy is a value of group.consumer.migration.policy (Kafka's
+// ConsumerGroupMigrationPolicy). The zero value is bidirectional, Kafka 4's default.
+type MigrationPolicy int8
+
+// The migration policies.
+const (
+	MigrationBidirectional MigrationPolicy = iota // upgrade and downgrade
+	MigrationUpgrade                              // classic to consumer only
+	MigrationDowngrade                            // consumer to classic only
+	MigrationDisabled                             // neither; and no new classic member joins a consumer group
+)
+
+var migrationPolicyNames = [...]string{"bidirectional", "upgrade", "downgrade", "disabled"}
+
+func (p MigrationPolicy) String() string {
+	if p >= 0 && int(p) < len(migrationPolicyNames) {
+		return migrationPolicyNames[p]
+	}
+	return fmt.Sprintf("MigrationPolicy(%d)", int8(p))
+}
+
+// ParseMigrationPolicy reads a policy by its Kafka name, in any case.
+func ParseMigrationPolicy(s string) (MigrationPolicy, error) {
+	for i, n := range migrationPolicyNames {
+		if strings.EqualFold(s, n) {
+			return MigrationPolicy(i), nil
+		}
+	}
+	return 0, fmt.Errorf("group.consumer.migration.policy %q: want one of %s", s, strings.Join(migrationPolicyNames[:], ", "))
+}
+
+// Set implements flag.Value.
+func (p *MigrationPolicy) Set(s string) error {
+	v, err := ParseMigrationPolicy(s)
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
+func (p MigrationPolicy) upgradeEnabled() bool {
+	return p == MigrationBidirectional || p == MigrationUpgrade
+}
+
+func (p MigrationPolicy) downgradeEnabled() bool {
+	return p == MigrationBidirectional || p == MigrationDowngrade
 }
 
 // DefaultConfig returns Kafka's defaults.
@@ -95,6 +154,9 @@ func (c Config) normalized() Config {
 	}
 	if c.OffsetsLoadBufferBytes <= 0 {
 		c.OffsetsLoadBufferBytes = d.OffsetsLoadBufferBytes
+	}
+	if c.MigrationPolicy < 0 || int(c.MigrationPolicy) >= len(migrationPolicyNames) {
+		c.MigrationPolicy = d.MigrationPolicy
 	}
 	return c
 }

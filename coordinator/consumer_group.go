@@ -10,11 +10,14 @@ package coordinator
 // A group is classic or consumer. Its first request decides: ConsumerGroupHeartbeat with
 // member epoch 0 makes a consumer group (group.cg set, protocol type "consumer"), JoinGroup a
 // classic one. An empty group of one type is converted by the other's join (its records of
-// the old type are deleted, its offsets kept); a group with members refuses the other protocol:
-// JoinGroup gets INCONSISTENT_GROUP_PROTOCOL, ConsumerGroupHeartbeat GROUP_ID_NOT_FOUND ("Group
-// g is not a consumer group.", as Kafka without online migration). DescribeGroups describes a
-// consumer group as Dead (GROUP_ID_NOT_FOUND "… is not a classic group." from v6) and
-// ConsumerGroupDescribe a classic group likewise; ListGroups gives both, with their type.
+// the old type are deleted, its offsets kept). A group with members is migrated online as
+// group.consumer.migration.policy allows (migration.go): a ConsumerGroupHeartbeat join upgrades
+// a classic group (else GROUP_ID_NOT_FOUND), a consumer group serves JoinGroup, SyncGroup,
+// Heartbeat and LeaveGroup of classic members (with the policy disabled a new one gets
+// INCONSISTENT_GROUP_PROTOCOL), and one left with classic members only is downgraded.
+// DescribeGroups describes a consumer group as Dead (GROUP_ID_NOT_FOUND "… is not a classic
+// group." from v6) and ConsumerGroupDescribe a classic group likewise (its classic members
+// with member type 0); ListGroups gives both, with their type.
 //
 // While a consumer group has members, the classic state field says Stable (Empty without
 // members), so that the offset rules shared with classic groups (DeleteGroups NON_EMPTY_GROUP,
@@ -60,7 +63,8 @@ package coordinator
 //
 // Kafka's record types for consumer groups (kmsg has no codec for them:
 // consumer_records.go encodes them as Kafka's schemas of 4.0 define them): 3
-// ConsumerGroupMetadata (group epoch), 5 ConsumerGroupMemberMetadata (subscription), 6
+// ConsumerGroupMetadata (group epoch), 5 ConsumerGroupMemberMetadata (subscription; a classic
+// member's session timeout and protocols in its tagged ClassicMemberMetadata), 6
 // ConsumerGroupTargetAssignmentMetadata (assignment epoch), 7
 // ConsumerGroupTargetAssignmentMember, 8 ConsumerGroupCurrentMemberAssignment (member epoch,
 // state, assigned and pending-revocation partitions). The records of one heartbeat go in one
@@ -72,6 +76,7 @@ package coordinator
 // gets the error and the in-memory state stays; the records are written before the next ones.
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
@@ -228,18 +233,49 @@ type cmember struct {
 	assigned         partSet // the member's assignment: owned, or given to it
 	pendingRevoke    partSet // revoked, but the member may still own them
 
+	// classic is set for a member that uses the classic protocol (JoinGroup, SyncGroup,
+	// Heartbeat, LeaveGroup; migration.go); nil for a member of the consumer protocol.
+	classic *classicMeta
+
 	regex        *regexp.Regexp // subscribedRegex compiled (anchored)
 	sessionTimer *time.Timer
 	sessionSeq   uint64
 	revokeTimer  *time.Timer // rebalance timeout while unrevoked_partitions
 	revokeSeq    uint64
+	// rejoinTimer bounds, for a classic member, the wait for its JoinGroup once a Heartbeat
+	// told it to rejoin, and for its SyncGroup once it joined (Kafka's join and sync
+	// timeouts: its rebalance timeout); it is fenced when the timer fires.
+	rejoinTimer *time.Timer
+	rejoinSeq   uint64
+}
+
+// classicMeta is what a classic member of a consumer group has besides a consumer-protocol
+// member (Kafka's ClassicMemberMetadata, stored in its member record).
+type classicMeta struct {
+	sessionTimeout int32      // ms, from its JoinGroup
+	protocols      []protocol // supported protocols, in its order of preference; never empty
+}
+
+func (a *classicMeta) equal(b *classicMeta) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.sessionTimeout != b.sessionTimeout || len(a.protocols) != len(b.protocols) {
+		return false
+	}
+	for i := range a.protocols {
+		if a.protocols[i].name != b.protocols[i].name || !bytes.Equal(a.protocols[i].metadata, b.protocols[i].metadata) {
+			return false
+		}
+	}
+	return true
 }
 
 // sameMetadata reports whether the subscription record of two members would be the same.
 func (m *cmember) sameMetadata(o *cmember) bool {
 	return eqStrPtr(m.instanceID, o.instanceID) && eqStrPtr(m.rackID, o.rackID) && m.clientID == o.clientID &&
 		m.clientHost == o.clientHost && m.rebalanceTimeout == o.rebalanceTimeout && eqStrings(m.subscribedNames, o.subscribedNames) &&
-		eqStrPtr(m.subscribedRegex, o.subscribedRegex) && eqStrPtr(m.assignor, o.assignor)
+		eqStrPtr(m.subscribedRegex, o.subscribedRegex) && eqStrPtr(m.assignor, o.assignor) && m.classic.equal(o.classic)
 }
 
 // sameSubscription reports whether two members subscribe to the same topics with the same
@@ -316,6 +352,10 @@ func (m *groupMetrics) registerConsumer(s *metrics.Set) {
 // becomeConsumer makes an empty classic group a consumer group: its classic metadata record is
 // deleted (in the batch of the operation). Caller holds g.mu.
 func (g *group) becomeConsumer() *consumerGroup {
+	for id, t := range g.pending { // KIP-394 ids given out: they join the consumer group
+		t.Stop()
+		delete(g.pending, id)
+	}
 	cg := newConsumerGroup(g)
 	if g.generation > 0 {
 		cg.recs = append(cg.recs, logstore.Record{Key: groupKey(g.id)})
@@ -381,7 +421,9 @@ func (g *group) unloadConsumer() {
 
 // validateConsumerCommit is ConsumerGroup.validateOffsetCommit (not transactional): epoch -1
 // commits into an empty group; otherwise the member must exist (UNKNOWN_MEMBER_ID), use
-// OffsetCommit v9+ (UNSUPPORTED_VERSION) and give its current epoch (STALE_MEMBER_EPOCH).
+// OffsetCommit v9+ (UNSUPPORTED_VERSION) and give its current epoch (STALE_MEMBER_EPOCH). A
+// classic member (migration.go) commits with any version, its generation being its epoch
+// (ILLEGAL_GENERATION).
 func (g *group) validateConsumerCommit(version int16, memberEpoch int32, memberID string) int16 {
 	cg := g.cg
 	if memberEpoch < 0 && len(cg.members) == 0 {
@@ -391,8 +433,10 @@ func (g *group) validateConsumerCommit(version int16, memberEpoch int32, memberI
 	switch {
 	case m == nil:
 		return errUnknownMemberID
-	case version < 9:
+	case m.classic == nil && version < 9:
 		return errUnsupportedVersion
+	case memberEpoch != m.epoch && m.classic != nil:
+		return errIllegalGeneration
 	case memberEpoch != m.epoch:
 		return errStaleMemberEpoch
 	}
@@ -426,6 +470,8 @@ func (c *Coordinator) validateConsumerOffsetFetch(group string, memberID *string
 	switch {
 	case m == nil:
 		return errUnknownMemberID
+	case m.epoch != memberEpoch && m.classic != nil:
+		return errIllegalGeneration
 	case m.epoch != memberEpoch:
 		return errStaleMemberEpoch
 	}
@@ -576,11 +622,20 @@ func (cg *consumerGroup) bumpEpoch() {
 	cg.recs = append(cg.recs, logstore.Record{Key: cgMetadataKey(cg.g.id), Value: cgMetadataValue(cg.epoch, cg.metaHash)})
 }
 
-// fence removes a member and bumps the group epoch (consumerGroupFenceMember); its subscribed
-// topics are recomputed without it.
-func (cg *consumerGroup) fence(m *cmember, th TopicsHost, reason string) {
-	cg.g.c.log.Info("member left the consumer group", "group", cg.g.id, "member", m.id, "epoch", m.epoch, "reason", reason)
-	cg.removeMember(m)
+// fence removes members and bumps the group epoch once (consumerGroupFenceMembers); the
+// subscribed topics are recomputed without them. When only classic members would be left and
+// the policy allows it, the group becomes a classic group instead (downgrade, migration.go):
+// then g.cg is no longer cg, and cg's records are already written. Every way a member leaves
+// (ConsumerGroupHeartbeat epoch -1, LeaveGroup, session, rebalance, join and sync timeouts)
+// comes here.
+func (cg *consumerGroup) fence(ms []*cmember, th TopicsHost, reason string) {
+	if cg.tryDowngrade(ms, reason) {
+		return
+	}
+	for _, m := range ms {
+		cg.g.c.log.Info("member left the consumer group", "group", cg.g.id, "member", m.id, "epoch", m.epoch, "classic", m.classic != nil, "reason", reason)
+		cg.removeMember(m)
+	}
 	if th != nil {
 		cg.refreshTopics(th)
 	}
@@ -595,6 +650,7 @@ func (cg *consumerGroup) stopTimers(m *cmember) {
 		m.sessionTimer = nil
 	}
 	cg.stopRevokeTimer(m)
+	cg.stopRejoinTimer(m)
 }
 
 func (cg *consumerGroup) stopRevokeTimer(m *cmember) {
@@ -606,14 +662,19 @@ func (cg *consumerGroup) stopRevokeTimer(m *cmember) {
 }
 
 // scheduleSession (re)starts m's session: without a heartbeat for
-// group.consumer.session.timeout.ms it is fenced.
+// group.consumer.session.timeout.ms (a classic member: the session timeout of its JoinGroup)
+// it is fenced.
 func (cg *consumerGroup) scheduleSession(m *cmember) {
 	m.sessionSeq++
 	if m.sessionTimer != nil {
 		m.sessionTimer.Stop()
 	}
 	seq := m.sessionSeq
-	m.sessionTimer = time.AfterFunc(cg.g.c.cfg.ConsumerSessionTimeout, func() {
+	d := cg.g.c.cfg.ConsumerSessionTimeout
+	if m.classic != nil {
+		d = time.Duration(m.classic.sessionTimeout) * time.Millisecond
+	}
+	m.sessionTimer = time.AfterFunc(d, func() {
 		cg.expire(m, func() bool { return m.sessionSeq == seq }, "session timeout expired")
 	})
 }
@@ -640,7 +701,7 @@ func (cg *consumerGroup) expire(m *cmember, valid func() bool, reason string) {
 		return
 	}
 	th, _ := g.c.host.(TopicsHost)
-	cg.fence(m, th, reason)
+	cg.fence([]*cmember{m}, th, reason)
 	if code := cg.flush(); code != 0 {
 		g.c.log.Warn("store fenced member", "group", g.id, "member", m.id, "code", code)
 	}

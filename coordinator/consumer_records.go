@@ -13,7 +13,11 @@ package coordinator
 //	5     ConsumerGroupMemberMetadata  ConsumerGroupMemberMetadataValue: instance_id? | rack_id? |
 //	      group | member               client_id | client_host | subscribed_topic_names [string] |
 //	                                   subscribed_topic_regex? | rebalance_timeout_ms i32 |
-//	                                   server_assignor? | tags
+//	                                   server_assignor? | tags {0: classic_member_metadata, a
+//	                                   nullable struct, present for a member of the classic
+//	                                   protocol (migration.go): 1 (not null, uvarint) |
+//	                                   session_timeout_ms i32 | supported_protocols [name |
+//	                                   metadata bytes | tags] | tags}
 //	6     ConsumerGroupTargetAssign-   ConsumerGroupTargetAssignmentMetadataValue:
 //	      mentMetadataKey: group       assignment_epoch i32 | tags
 //	7     ConsumerGroupTargetAssign-   ConsumerGroupTargetAssignmentMemberValue:
@@ -56,6 +60,9 @@ func (w writer) str(s string) writer { return append(w.i16(int16(len(s))), s...)
 
 // cstr is a compact string.
 func (w writer) cstr(s string) writer { return append(w.uv(uint64(len(s))+1), s...) }
+
+// cbytes is compact bytes.
+func (w writer) cbytes(b []byte) writer { return append(w.uv(uint64(len(b))+1), b...) }
 
 // cnstr is a compact nullable string.
 func (w writer) cnstr(s *string) writer {
@@ -101,7 +108,18 @@ func cgMemberValue(m *cmember) []byte {
 	for _, t := range m.subscribedNames {
 		w = w.cstr(t)
 	}
-	return w.cnstr(m.subscribedRegex).i32(m.rebalanceTimeout).cnstr(m.assignor).uv(0)
+	w = w.cnstr(m.subscribedRegex).i32(m.rebalanceTimeout).cnstr(m.assignor)
+	if m.classic == nil {
+		return w.uv(0)
+	}
+	// Tag 0, ClassicMemberMetadata: a nullable struct in a tagged field is its size + 1, a
+	// uvarint 1 (not null), then the struct (Kafka's generated code).
+	st := writer(nil).uv(1).i32(m.classic.sessionTimeout).uv(uint64(len(m.classic.protocols)) + 1)
+	for _, p := range m.classic.protocols {
+		st = st.cstr(p.name).cbytes(p.metadata).uv(0)
+	}
+	st = st.uv(0)
+	return append(w.uv(1).uv(0).uv(uint64(len(st))), st...)
 }
 
 func cgTargetMetadataKey(group string) []byte {
@@ -196,6 +214,19 @@ func (r *reader) cnstr() *string {
 	return &s
 }
 
+// cbytes reads compact bytes (null reads as empty).
+func (r *reader) cbytes() []byte {
+	n := r.uv()
+	if n == 0 || r.err != nil {
+		return []byte{}
+	}
+	if n-1 > uint64(len(r.b)) {
+		r.err = errBadRecord
+		return nil
+	}
+	return append([]byte{}, r.take(int(n-1))...)
+}
+
 func (r *reader) cstr() string {
 	if s := r.cnstr(); s != nil {
 		return *s
@@ -246,6 +277,27 @@ func (r *reader) topicParts() partSet {
 		r.tags(nil)
 	}
 	return s
+}
+
+// readClassicMemberMetadata reads the ClassicMemberMetadata tagged field of a member record:
+// nil when null.
+func readClassicMemberMetadata(data []byte) (*classicMeta, error) {
+	r := &reader{b: data}
+	if r.uv() == 0 {
+		return nil, r.err
+	}
+	cm := &classicMeta{sessionTimeout: r.i32()}
+	n := r.arrayLen()
+	for i := 0; i < n && r.err == nil; i++ {
+		p := protocol{name: r.cstr(), metadata: r.cbytes()}
+		r.tags(nil)
+		cm.protocols = append(cm.protocols, p)
+	}
+	r.tags(nil)
+	if r.err == nil && len(cm.protocols) == 0 {
+		r.err = errBadRecord // a classic member always has a protocol
+	}
+	return cm, r.err
 }
 
 // loadedConsumer collects what one consumer group's records say while a partition is replayed.
@@ -330,13 +382,18 @@ func (c *Coordinator) loadConsumerRecord(p int32, typ int16, key, value []byte, 
 		m.subscribedRegex = r.cnstr()
 		m.rebalanceTimeout = r.i32()
 		m.assignor = r.cnstr()
-		r.tags(nil)
+		r.tags(func(tag uint64, data []byte) {
+			if tag == 0 && r.err == nil {
+				m.classic, r.err = readClassicMemberMetadata(data)
+			}
+		})
 		if r.err != nil {
 			break
 		}
 		lm := lc.member(member)
 		lm.instanceID, lm.rackID, lm.clientID, lm.clientHost = m.instanceID, m.rackID, m.clientID, m.clientHost
 		lm.subscribedNames, lm.subscribedRegex, lm.rebalanceTimeout, lm.assignor = m.subscribedNames, m.subscribedRegex, m.rebalanceTimeout, m.assignor
+		lm.classic = m.classic
 	case cgTargetMetadataType:
 		epoch := r.i32()
 		r.tags(nil)

@@ -4,7 +4,8 @@
 // the Java GroupCoordinator and GroupMetadataManager are the reference, and their rules are
 // quoted where they are applied. Consumer groups of the next-generation protocol (KIP-848:
 // ConsumerGroupHeartbeat, ConsumerGroupDescribe, assignment computed here) are described in
-// consumer_group.go.
+// consumer_group.go; the online migration of a group between the two protocols (KIP-848,
+// group.consumer.migration.policy) in migration.go.
 //
 // It owns the groups, their members and committed offsets, and their durable form: records in
 // the internal topic __consumer_offsets, written as record batches through the partition logs

@@ -583,9 +583,17 @@ func (g *group) addPending(id string, session time.Duration) {
 // unloadLocked answers parked requests with NOT_COORDINATOR and stops every timer (the
 // broker is stopping).
 func (g *group) unloadLocked() {
-	for _, m := range g.members {
-		g.invokeJoin(m, joinError(m.id, errNotCoordinator))
-		g.invokeSync(m, syncError(errNotCoordinator))
+	g.stopClassicLocked(errNotCoordinator)
+	g.unloadConsumer()
+}
+
+// stopClassicLocked answers the classic members' parked JoinGroup and SyncGroup with code and
+// stops every classic timer (heartbeats, pending members, join and sync): the group is
+// unloaded, or becomes a consumer group. Caller holds g.mu.
+func (g *group) stopClassicLocked(code int16) {
+	for _, m := range g.sortedMembers() {
+		g.invokeJoin(m, joinError(m.id, code))
+		g.invokeSync(m, syncError(code))
 		g.stopHeartbeat(m)
 	}
 	for id, t := range g.pending {
@@ -594,5 +602,4 @@ func (g *group) unloadLocked() {
 	}
 	g.stopJoinTimer()
 	g.stopSyncTimer()
-	g.unloadConsumer()
 }

@@ -52,11 +52,21 @@ func (c *Coordinator) consumerHeartbeat(req *kmsg.ConsumerGroupHeartbeatRequest,
 	}
 	cg := g.cg
 	if cg == nil {
-		// A classic group becomes a consumer group only when it is empty (offsets kept).
-		if !joining || len(g.members) > 0 || len(g.pending) > 0 || g.state != Empty {
+		// Only a join (epoch 0) makes a classic group a consumer group: an empty one is
+		// replaced (offsets kept), one with members is upgraded if the migration policy
+		// allows (migration.go).
+		switch {
+		case !joining:
 			return nil, errGroupIDNotFound, fmt.Sprintf("Group %s is not a consumer group.", req.Group)
+		case len(g.members) == 0 && g.state == Empty:
+			cg = g.becomeConsumer()
+		default:
+			var code int16
+			var msg string
+			if cg, code, msg = g.upgrade(th); code != 0 {
+				return nil, code, msg
+			}
 		}
-		cg = g.becomeConsumer()
 	}
 	var resp *kmsg.ConsumerGroupHeartbeatResponse
 	var code int16
@@ -142,7 +152,7 @@ func (cg *consumerGroup) leave(req *kmsg.ConsumerGroupHeartbeatRequest) (*kmsg.C
 		return resp, 0, ""
 	}
 	th, _ := g.c.host.(TopicsHost)
-	cg.fence(m, th, "left the group")
+	cg.fence([]*cmember{m}, th, "left the group")
 	return resp, 0, ""
 }
 
@@ -173,7 +183,7 @@ func (cg *consumerGroup) heartbeat(req *kmsg.ConsumerGroupHeartbeatRequest, cl C
 		switch {
 		case m == nil && joining:
 			m, isNew = &cmember{id: memberID, assigned: partSet{}, pendingRevoke: partSet{}}, true
-		case m == nil:
+		case m == nil, !joining && m.classic != nil:
 			return nil, errUnknownMemberID, fmt.Sprintf("Member %s is not a member of group %s.", memberID, g.id)
 		case !joining:
 			if code, msg := m.checkEpoch(req); code != 0 {
@@ -183,7 +193,7 @@ func (cg *consumerGroup) heartbeat(req *kmsg.ConsumerGroupHeartbeatRequest, cl C
 	} else {
 		existing := cg.members[cg.static[*req.InstanceID]]
 		switch {
-		case !joining && existing == nil:
+		case !joining && (existing == nil || existing.classic != nil):
 			return nil, errUnknownMemberID, fmt.Sprintf("Instance id %s is unknown.", *req.InstanceID)
 		case !joining && existing.id != memberID:
 			return nil, errFencedInstanceID, fmt.Sprintf("Static member %s with instance id %s is not the member %s.", existing.id, *req.InstanceID, memberID)
@@ -233,6 +243,11 @@ func (cg *consumerGroup) heartbeat(req *kmsg.ConsumerGroupHeartbeatRequest, cl C
 		}
 	}
 	m.clientID, m.clientHost = cl.ID, cl.Host
+	if m.classic != nil {
+		// A classic member joins again with the consumer protocol: it is one of those now.
+		m.classic = nil
+		cg.stopRejoinTimer(m)
+	}
 	if m.instanceID != nil && !isNew {
 		cg.static[*m.instanceID] = m.id
 	}
@@ -240,22 +255,7 @@ func (cg *consumerGroup) heartbeat(req *kmsg.ConsumerGroupHeartbeatRequest, cl C
 		cg.addMember(m)
 		g.c.log.Info("member joined the consumer group", "group", g.id, "member", m.id, "instance_id", strOrEmpty(m.instanceID), "client", m.clientID)
 	}
-	bump := cg.epoch == 0 || isNew
-	if isNew || !m.sameMetadata(&old) {
-		cg.recs = append(cg.recs, logstore.Record{Key: cgMemberKey(g.id, m.id), Value: cgMemberValue(m)})
-		bump = bump || !m.sameSubscription(&old)
-	}
-	if bump || cg.metaVersion != th.TopicsVersion() {
-		// Subscriptions or topics changed: a change of the subscribed topics' metadata is a
-		// new group epoch.
-		bump = cg.refreshTopics(th) || bump
-	}
-	if bump {
-		cg.bumpEpoch()
-	}
-	if cg.epoch > cg.assignmentEpoch {
-		cg.updateTarget()
-	}
+	cg.updateMember(m, &old, isNew, th)
 	cg.reconcile(m, req.Topics)
 	cg.scheduleSession(m)
 	cg.updateState()
@@ -274,6 +274,29 @@ func (cg *consumerGroup) heartbeat(req *kmsg.ConsumerGroupHeartbeatRequest, cl C
 		resp.Assignment = &a
 	}
 	return resp, 0, ""
+}
+
+// updateMember writes a member's record when it changed from old (isNew: it just joined), bumps
+// the group epoch when its subscription or the subscribed topics changed, and computes the
+// target assignment when the group epoch is ahead of it. Called by ConsumerGroupHeartbeat and
+// by a classic member's JoinGroup; the caller reconciles the member next.
+func (cg *consumerGroup) updateMember(m, old *cmember, isNew bool, th TopicsHost) {
+	bump := cg.epoch == 0 || isNew
+	if isNew || !m.sameMetadata(old) {
+		cg.recs = append(cg.recs, logstore.Record{Key: cgMemberKey(cg.g.id, m.id), Value: cgMemberValue(m)})
+		bump = bump || !m.sameSubscription(old)
+	}
+	if th != nil && (bump || cg.metaVersion != th.TopicsVersion()) {
+		// Subscriptions or topics changed: a change of the subscribed topics' metadata is a
+		// new group epoch.
+		bump = cg.refreshTopics(th) || bump
+	}
+	if bump {
+		cg.bumpEpoch()
+	}
+	if cg.epoch > cg.assignmentEpoch {
+		cg.updateTarget()
+	}
 }
 
 func strOrEmpty(s *string) string {
@@ -511,6 +534,9 @@ func (c *Coordinator) describeConsumerGroup(id string, th TopicsHost, out *kmsg.
 		dm.SubscribedTopicRegex = m.subscribedRegex
 		dm.Assignment, dm.TargetAssignment = assignment(m.assigned), assignment(cg.target[m.id])
 		dm.MemberType = 1 // a consumer-protocol member
+		if m.classic != nil {
+			dm.MemberType = 0
+		}
 		out.Members = append(out.Members, dm)
 	}
 }

@@ -57,8 +57,11 @@ func (c *Coordinator) JoinGroup(req *kmsg.JoinGroupRequest, cl Client, reply fun
 		// Drain has passed (or is passing) this group: parking now would never be answered.
 		j.fail(g, req.MemberID, errNotCoordinator)
 		return
+	case g.cg != nil && len(g.cg.members) > 0:
+		g.cg.classicJoin(j) // a classic member of a consumer group (migration.go)
+		return
 	case !g.joinAsClassic(j):
-		return // a consumer group with members: INCONSISTENT_GROUP_PROTOCOL
+		return // an empty consumer group that could not become classic
 	case !g.acceptJoining(req.MemberID):
 		if m := g.members[req.MemberID]; m != nil {
 			g.removeMemberAndUpdate(m, "group max size reached")

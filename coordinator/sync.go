@@ -30,6 +30,10 @@ func (c *Coordinator) SyncGroup(req *kmsg.SyncGroupRequest, reply func(*kmsg.Syn
 		fail(errNotCoordinator) // Drain has passed this group: a parked sync would be lost
 		return
 	}
+	if g.cg != nil {
+		g.cg.classicSync(req, reply) // a classic member of a consumer group (migration.go)
+		return
+	}
 	if code := g.validateMember(req.MemberID, req.InstanceID); code != 0 {
 		fail(code)
 		return
@@ -106,10 +110,13 @@ func (g *group) setAndPropagateAssignment(assignment map[string][]byte) {
 	}
 }
 
-// resetAndPropagateAssignmentError clears assignments and fails parked syncs with code.
+// resetAndPropagateAssignmentError fails parked syncs with code. Unlike Kafka, which clears
+// them, the members keep their assignments of the last generation: they are read only in
+// Stable (DescribeGroups, a static member's replacement, both after the next sync) and by an
+// upgrade to a consumer group (migration.go), where they are what cooperative members still
+// hold.
 func (g *group) resetAndPropagateAssignmentError(code int16) {
 	for _, m := range g.sortedMembers() {
-		m.assignment = nil
 		if g.invokeSync(m, syncError(code)) {
 			g.scheduleHeartbeat(m, m.sessionTimeout)
 		}
@@ -138,6 +145,9 @@ func (c *Coordinator) heartbeat(req *kmsg.HeartbeatRequest) int16 {
 		return errUnknownMemberID
 	}
 	defer g.unlock()
+	if g.cg != nil {
+		return g.cg.classicHeartbeat(req) // a classic member of a consumer group (migration.go)
+	}
 	if code := g.validateMember(req.MemberID, req.InstanceID); code != 0 {
 		return code
 	}
@@ -204,6 +214,9 @@ func (c *Coordinator) leaveGroup(id string, leaving []kmsg.LeaveGroupRequestMemb
 		return 0, out
 	}
 	defer g.unlock()
+	if g.cg != nil {
+		return g.cg.classicLeave(leaving) // classic members of a consumer group (migration.go)
+	}
 	for _, l := range leaving {
 		reason := "member left the group"
 		if l.Reason != nil {

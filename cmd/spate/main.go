@@ -72,9 +72,12 @@ func run(args []string) error {
 	flushMsgs := fs.Int64("log-flush-interval-messages", def.Log.FlushMessages, "log.flush.interval.messages: default flush.messages of topics")
 	flushMs := fs.Int64("log-flush-interval-ms", def.Log.FlushMs, "log.flush.interval.ms: default flush.ms of topics")
 	maxMsg := fs.Int64("message-max-bytes", def.Log.MaxMessageBytes, "message.max.bytes: default max.message.bytes of topics")
+	maxDecompressed := fs.Int("max-decompressed-batch-bytes", def.MaxDecompressedBatchBytes, "most bytes one batch may decompress to where the broker materializes it (log cleaner, internal topics); larger batches are not compacted")
 	retCheckMs := fs.Int64("log-retention-check-interval-ms", def.RetentionCheckInterval.Milliseconds(), "log.retention.check.interval.ms")
 	configPath := fs.String("config", "", "a properties file (name=value per line, names as the flags)")
 	rebalanceDelay := fs.Duration("group-initial-rebalance-delay", def.Groups.InitialRebalanceDelay, "group.initial.rebalance.delay.ms")
+	migrationPolicy := def.Groups.MigrationPolicy
+	fs.Var(&migrationPolicy, "group-consumer-migration-policy", "group.consumer.migration.policy: bidirectional, upgrade, downgrade or disabled (KIP-848 online migration between the classic and consumer group protocols)")
 	offsetsPartitions := fs.Int("offsets-topic-partitions", int(def.Groups.OffsetsTopicPartitions), "offsets.topic.num.partitions (used when __consumer_offsets is created)")
 	offsetsRetention := fs.Duration("offsets-retention", def.Groups.OffsetsRetention, "offsets.retention.minutes")
 	txnMaxTimeout := fs.Duration("transaction-max-timeout", time.Duration(def.Txn.TransactionMaxTimeoutMs)*time.Millisecond, "transaction.max.timeout.ms: InitProducerId asking for more is INVALID_TRANSACTION_TIMEOUT")
@@ -168,6 +171,7 @@ func run(args []string) error {
 		cfg.ReplicaSelector = broker.ReplicaSelectorRack
 	}
 	cfg.Groups.InitialRebalanceDelay = *rebalanceDelay
+	cfg.Groups.MigrationPolicy = migrationPolicy
 	cfg.Groups.OffsetsTopicPartitions = int32(*offsetsPartitions)
 	cfg.Groups.OffsetsRetention = *offsetsRetention
 	cfg.Txn.TransactionMaxTimeoutMs = txnMaxTimeout.Milliseconds()
@@ -178,6 +182,7 @@ func run(args []string) error {
 	cfg.Log.RetentionMs, cfg.Log.RetentionBytes = *retMs, *retBytes
 	cfg.Log.FlushMessages, cfg.Log.FlushMs = *flushMsgs, *flushMs
 	cfg.Log.MaxMessageBytes = *maxMsg
+	cfg.MaxDecompressedBatchBytes = *maxDecompressed
 	cfg.RetentionCheckInterval = time.Duration(max(*retCheckMs, 1)) * time.Millisecond
 	adv := *advertised
 	if adv == "" {
