@@ -2,9 +2,10 @@ package broker
 
 // ConsumerGroupDescribe v0–v1 (KIP-848): a consumer group's state, group and assignment
 // epochs, assignor and members (epoch, subscription, assignment and target assignment, with
-// topic ids and names; v1 adds the member type, always 1: consumer protocol). An unknown or
-// classic group is GROUP_ID_NOT_FOUND (DescribeGroups describes those). authorized_operations
-// is not computed: INT32_MIN. Memory only: answered on the event loop.
+// topic ids and names; v1 adds the member type: 1 for consumer-protocol members, 0 for classic
+// members of a consumer group). An unknown or classic group is GROUP_ID_NOT_FOUND
+// (DescribeGroups describes those). authorized_operations is not computed: INT32_MIN. Memory
+// only: answered on the event loop.
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"

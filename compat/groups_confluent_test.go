@@ -31,12 +31,26 @@ type confluentMember struct {
 // makes it stop and close itself (leaving the group) once it processed that many records.
 func startConfluentMember(t *testing.T, addr, group, topic, name, strategy string, l *groupLedger, stopAfter int) *confluentMember {
 	t.Helper()
-	c, err := kafka.NewConsumer(confluentConfig(addr, kafka.ConfigMap{
-		"client.id": name, "group.id": group, "partition.assignment.strategy": strategy,
+	return startConfluentMemberWith(t, addr, group, topic, name, kafka.ConfigMap{
+		"partition.assignment.strategy": strategy, "session.timeout.ms": 6000, "heartbeat.interval.ms": 200,
+	}, l, stopAfter, nil)
+}
+
+// startConfluentMemberWith is startConfluentMember with the group settings in conf (the
+// classic protocol's strategy and timeouts, or group.protocol=consumer and its assignor);
+// onRebalance, when set, is called from the rebalance callback (under the member's lock) with
+// the partitions gained (assigned true) or lost.
+func startConfluentMemberWith(t *testing.T, addr, group, topic, name string, conf kafka.ConfigMap, l *groupLedger, stopAfter int, onRebalance func(who string, assigned bool, parts []int32)) *confluentMember {
+	t.Helper()
+	cm := kafka.ConfigMap{
+		"client.id": name, "group.id": group,
 		"enable.auto.commit": false, "auto.offset.reset": "earliest",
-		"session.timeout.ms": 6000, "heartbeat.interval.ms": 200, "fetch.wait.max.ms": 100,
-		"topic.metadata.refresh.interval.ms": 1000,
-	}))
+		"fetch.wait.max.ms": 100, "topic.metadata.refresh.interval.ms": 1000,
+	}
+	for k, v := range conf {
+		cm[k] = v
+	}
+	c, err := kafka.NewConsumer(confluentConfig(addr, cm))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,17 +58,24 @@ func startConfluentMember(t *testing.T, addr, group, topic, name, strategy strin
 	rebalance := func(_ *kafka.Consumer, ev kafka.Event) error {
 		m.mu.Lock()
 		defer m.mu.Unlock()
+		var parts []int32
 		switch e := ev.(type) {
 		case kafka.AssignedPartitions: // the whole assignment (eager) or what it gains (cooperative)
 			for _, tp := range e.Partitions {
 				m.owned[tp.Partition] = true
 				m.sessions[tp.Partition]++
+				parts = append(parts, tp.Partition)
 			}
 		case kafka.RevokedPartitions: // all (eager) or what it loses (cooperative)
 			for _, tp := range e.Partitions {
 				delete(m.owned, tp.Partition)
 				m.sessions[tp.Partition]++
+				parts = append(parts, tp.Partition)
 			}
+		}
+		if onRebalance != nil {
+			_, assigned := ev.(kafka.AssignedPartitions)
+			onRebalance(name, assigned, parts)
 		}
 		return nil // librdkafka (un)assigns, incrementally for cooperative-sticky
 	}

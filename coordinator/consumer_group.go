@@ -16,8 +16,9 @@ package coordinator
 // Heartbeat and LeaveGroup of classic members (with the policy disabled a new one gets
 // INCONSISTENT_GROUP_PROTOCOL), and one left with classic members only is downgraded.
 // DescribeGroups describes a consumer group as Dead (GROUP_ID_NOT_FOUND "… is not a classic
-// group." from v6) and ConsumerGroupDescribe a classic group likewise (its classic members
-// with member type 0); ListGroups gives both, with their type.
+// group." from v6) and ConsumerGroupDescribe a classic group likewise (GROUP_ID_NOT_FOUND);
+// ConsumerGroupDescribe gives the classic members of a consumer group member type 0, the
+// others 1; ListGroups gives both kinds of group, with their type.
 //
 // While a consumer group has members, the classic state field says Stable (Empty without
 // members), so that the offset rules shared with classic groups (DeleteGroups NON_EMPTY_GROUP,

@@ -247,7 +247,7 @@ func (s *segment) rebuildIndexes() (*index.OffsetIndex, *index.TimeIndex, error)
 		oidx.Close()
 		return nil, nil, err
 	}
-	b := s.mf.Bytes()[:s.size.Load()]
+	b := s.bytes()
 	var h BatchHeader
 	var since int64
 	maxTs, maxRel := int64(-1), uint32(0)
@@ -278,8 +278,14 @@ func (s *segment) rebuildIndexes() (*index.OffsetIndex, *index.TimeIndex, error)
 
 // bytes returns a view of the valid data. The caller holds a reference (or the log's locks)
 // and has called load.
+//
+// size is loaded before the mapping's length: the appender grows the mapping before it
+// publishes a larger size, so a size read first is always within the mapping read after.
+// (Read the other way round, a concurrent append could publish a size past the mapping
+// length already read.)
 func (s *segment) bytes() []byte {
-	return s.mf.Bytes()[:s.size.Load()]
+	n := s.size.Load()
+	return s.mf.Bytes()[:n]
 }
 
 // headerAt reads the batch header at pos if a whole, plausible batch lies in b there.
