@@ -230,10 +230,19 @@ func TestConsumerGroup848MembersLeaveAndJoinMidStreamNoLoss(t *testing.T) {
 			grpWaitDistinct(t, s, total)
 			s.mu.Lock()
 			defer s.mu.Unlock()
+			// Each record once with its value, except records a member processed and had not
+			// committed when its partition moved (the leaver's, or those given to the
+			// joiner): redelivered once, to the member that took the partition over.
 			dups := 0
 			for id, n := range s.seen {
 				if end := (total - int(id.partition) + partitions - 1) / partitions; id.offset >= int64(end) {
 					t.Fatalf("record %v past the end (%d)", id, end)
+				}
+				if want := fmt.Sprintf("v%d", int64(id.partition)+partitions*id.offset); s.value[id] != want {
+					t.Fatalf("record %v has value %q, want %q", id, s.value[id], want)
+				}
+				if who := s.byWho[id]; n > 2 || n == 2 && who[0] == who[1] {
+					t.Fatalf("record %v delivered to %v: only a moved partition's uncommitted records may come again, once, to its new owner", id, who)
 				}
 				dups += n - 1
 			}
