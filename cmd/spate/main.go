@@ -76,6 +76,12 @@ func run(args []string) error {
 	retCheckMs := fs.Int64("log-retention-check-interval-ms", def.RetentionCheckInterval.Milliseconds(), "log.retention.check.interval.ms")
 	configPath := fs.String("config", "", "a properties file (name=value per line, names as the flags)")
 	rebalanceDelay := fs.Duration("group-initial-rebalance-delay", def.Groups.InitialRebalanceDelay, "group.initial.rebalance.delay.ms")
+	groupMinSession := fs.Duration("group-min-session-timeout", def.Groups.MinSessionTimeout, "group.min.session.timeout.ms: classic members asking for less get INVALID_SESSION_TIMEOUT")
+	groupMaxSession := fs.Duration("group-max-session-timeout", def.Groups.MaxSessionTimeout, "group.max.session.timeout.ms: classic members asking for more get INVALID_SESSION_TIMEOUT")
+	groupMaxSize := fs.Int("group-max-size", def.Groups.MaxSize, "group.max.size: most members of a classic group")
+	consumerHeartbeat := fs.Duration("group-consumer-heartbeat-interval", def.Groups.ConsumerHeartbeatInterval, "group.consumer.heartbeat.interval.ms: the heartbeat interval given to consumer-protocol (KIP-848) members")
+	consumerSession := fs.Duration("group-consumer-session-timeout", def.Groups.ConsumerSessionTimeout, "group.consumer.session.timeout.ms: a consumer-protocol member silent this long is fenced")
+	consumerMaxSize := fs.Int("group-consumer-max-size", def.Groups.ConsumerMaxSize, "group.consumer.max.size: most members of a consumer group")
 	migrationPolicy := def.Groups.MigrationPolicy
 	fs.Var(&migrationPolicy, "group-consumer-migration-policy", "group.consumer.migration.policy: bidirectional, upgrade, downgrade or disabled (KIP-848 online migration between the classic and consumer group protocols)")
 	offsetsPartitions := fs.Int("offsets-topic-partitions", int(def.Groups.OffsetsTopicPartitions), "offsets.topic.num.partitions (used when __consumer_offsets is created)")
@@ -171,6 +177,9 @@ func run(args []string) error {
 		cfg.ReplicaSelector = broker.ReplicaSelectorRack
 	}
 	cfg.Groups.InitialRebalanceDelay = *rebalanceDelay
+	cfg.Groups.MinSessionTimeout, cfg.Groups.MaxSessionTimeout, cfg.Groups.MaxSize = *groupMinSession, *groupMaxSession, *groupMaxSize
+	cfg.Groups.ConsumerHeartbeatInterval, cfg.Groups.ConsumerSessionTimeout = *consumerHeartbeat, *consumerSession
+	cfg.Groups.ConsumerMaxSize = *consumerMaxSize
 	cfg.Groups.MigrationPolicy = migrationPolicy
 	cfg.Groups.OffsetsTopicPartitions = int32(*offsetsPartitions)
 	cfg.Groups.OffsetsRetention = *offsetsRetention
