@@ -18,7 +18,7 @@ type Config struct {
 	MaxMessageBytes    int64 // max.message.bytes: largest batch accepted
 	LogAppendTime      bool  // message.timestamp.type=LogAppendTime
 	// PreallocateBytes is how far ahead of the write cursor the active segment's file is
-	// allocated and prefaulted (not a Kafka setting).
+	// allocated (fallocate) and mapped (not a Kafka setting).
 	PreallocateBytes int64
 	// Now returns the wall clock in ms; nil means time.Now. Tests set it.
 	Now func() int64

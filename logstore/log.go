@@ -86,7 +86,7 @@ type Log struct {
 	firstUnflush  int64       // ms of the oldest unflushed append, 0 if none (guarded by appendMu)
 	syncMu        sync.Mutex
 
-	pf *prefaulter
+	rel *releaser
 
 	cleanableLimit atomic.Pointer[func() Offset] // SetCleanableLimit; nil: no limit
 }
@@ -366,7 +366,7 @@ func (l *Log) rollLocked(base Offset, now int64) error {
 	}
 	l.segments = append(l.segments, ns)
 	if size := old.size.Load(); size > old.released {
-		l.pf.release(old.mf, old.released, size) // sealed: read through the file from now on
+		l.rel.release(old.mf, old.released, size) // sealed: read through the file from now on
 		old.released = size
 	}
 	return nil
@@ -381,10 +381,11 @@ func (s *segment) age(batchTs, now int64) int64 {
 }
 
 // ensureRoomLocked grows the active segment's file and mapping to hold end bytes, keeping a
-// preallocated, prefaulted stretch ahead of the write cursor. The stretch grows with what
-// the segment holds, from minPreallocateBytes up to PreallocateBytes: a partition that takes
-// little data (one of many) does not have megabytes of pages zeroed and held for it, while a
-// busy one soon has the whole stretch.
+// preallocated stretch (disk blocks allocated, so a write into the mapping never meets a
+// full disk as SIGBUS) ahead of the write cursor. The stretch grows with what the segment
+// holds, from minPreallocateBytes up to PreallocateBytes: a partition that takes little data
+// (one of many) does not have megabytes of blocks allocated for it, while a busy one soon
+// grows its file in large steps.
 func (l *Log) ensureRoomLocked(s *segment, end int64) error {
 	mapped := s.mf.Size()
 	ahead := min(l.cfg.PreallocateBytes, max(minPreallocateBytes, end))
@@ -399,9 +400,8 @@ func (l *Log) ensureRoomLocked(s *segment, end int64) error {
 	if err := s.mf.Grow(target); err != nil {
 		return err
 	}
-	l.pf.populate(s.mf, max(mapped, end), target)
 	if behind := end - releaseLagBytes; behind-s.released >= releaseStepBytes {
-		l.pf.release(s.mf, s.released, behind)
+		l.rel.release(s.mf, s.released, behind)
 		s.released = behind
 	}
 	return nil
@@ -411,7 +411,7 @@ func (l *Log) ensureRoomLocked(s *segment, end int64) error {
 const minPreallocateBytes = 256 << 10
 
 // The appender's mapping keeps releaseLagBytes behind the cursor resident and gives the rest
-// back (prefaulter.release) in steps of releaseStepBytes.
+// back (releaser) in steps of releaseStepBytes.
 const (
 	releaseLagBytes  = 1 << 20
 	releaseStepBytes = 2 << 20
@@ -639,7 +639,7 @@ func (l *Log) Close() error {
 		return nil
 	}
 	l.closed = true
-	l.pf.stop()
+	l.rel.stop()
 	for _, s := range l.segments {
 		if cerr := s.closeKeep(); err == nil {
 			err = cerr
@@ -655,7 +655,7 @@ func (l *Log) Delete() error {
 	l.mu.Lock()
 	if !l.closed {
 		l.closed = true
-		l.pf.stop()
+		l.rel.stop()
 		for _, s := range l.segments {
 			s.markDeleted()
 		}

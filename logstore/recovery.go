@@ -33,7 +33,7 @@ func Open(dir string, cfg Config, opts OpenOptions) (*Log, error) {
 	if err := finishCleanerFiles(dir); err != nil {
 		return nil, fmt.Errorf("recover log %s: %w", dir, err)
 	}
-	l := &Log{dir: dir, cfg: cfg, pf: newPrefaulter()}
+	l := &Log{dir: dir, cfg: cfg, rel: newReleaser()}
 	bases, txnFiles, err := listSegments(dir)
 	if err != nil {
 		return nil, err

@@ -41,7 +41,7 @@ type segment struct {
 	loaded atomic.Bool
 	mf     *mmfile.File
 	// released: the mapping below this position was given back to the kernel
-	// (prefaulter.release); guarded by the log's appendMu.
+	// (releaser); guarded by the log's appendMu.
 	released int64
 	oidx     *index.OffsetIndex
 	tidx     *index.TimeIndex

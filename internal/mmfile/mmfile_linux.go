@@ -177,21 +177,6 @@ func (m *File) Shrink(size int64) error {
 	return nil
 }
 
-// Populate faults in the pages of [from, to) for writing (MADV_POPULATE_WRITE), so that later
-// writes there do not take page faults. It is safe to call from another goroutine than the
-// writer as long as the range stays mapped; errors are ignored (it is only a hint).
-func (m *File) Populate(from, to int64) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	to = min(to, m.mapped.Load())
-	if !m.writable || to <= from || m.base == nil {
-		return
-	}
-	from &^= PageSize - 1
-	b := unsafe.Slice((*byte)(unsafe.Add(m.base, from)), roundUp(to-from))
-	_ = unix.Madvise(b, unix.MADV_POPULATE_WRITE)
-}
-
 // Release drops this process's mapping of the whole pages in [from, to) (MADV_DONTNEED):
 // the pages stay in the page cache — dirty ones are still written back, since the mapping is
 // shared — so the data is unchanged and the next access maps the page again; what goes is

@@ -265,7 +265,6 @@ func TestMmfileReadOnly(t *testing.T) {
 	if r.Size() != int64(len(data)) || diskSize(t, path) != int64(len(data)) {
 		t.Fatal("a refused Grow changed the read-only file")
 	}
-	r.Populate(0, r.Size()) // a hint; a no-op on a read-only file
 
 	if _, err := Open(filepath.Join(t.TempDir(), "missing"), PageSize, false, false); err == nil {
 		t.Fatal("read-only Open of a missing file succeeded")
@@ -291,7 +290,7 @@ func TestMmfileReopenExisting(t *testing.T) {
 	if m.Size() != 0 {
 		t.Fatalf("Size after Close = %d", m.Size())
 	}
-	m.Populate(0, PageSize) // after Close: must not touch the released mapping
+	m.Release(0, PageSize) // after Close: must not touch the released mapping
 
 	w, err := Open(path, 8*PageSize, true, false)
 	if err != nil {
@@ -307,12 +306,11 @@ func TestMmfileReopenExisting(t *testing.T) {
 	if !bytes.Equal(w.Bytes()[:len(data)], data) || !isZeros(w.Bytes()[len(data):]) {
 		t.Fatal("Grow of a reopened file changed its data or did not zero the new part")
 	}
-	w.Populate(0, w.Size())
 }
 
-// TestMmfilePopulateConcurrentWithGrowShrinkClose runs Populate on another goroutine, as the
-// log's prefaulter does, while the owner grows, writes, shrinks and finally closes the file.
-func TestMmfilePopulateConcurrentWithGrowShrinkClose(t *testing.T) {
+// TestMmfileReleaseConcurrentWithGrowShrinkClose runs Release on another goroutine, as the
+// log's releaser does, while the owner grows, writes, shrinks and finally closes the file.
+func TestMmfileReleaseConcurrentWithGrowShrinkClose(t *testing.T) {
 	m, path := openNew(t, 64*PageSize)
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -324,8 +322,8 @@ func TestMmfilePopulateConcurrentWithGrowShrinkClose(t *testing.T) {
 				return
 			default:
 			}
-			m.Populate(0, m.Max())
-			m.Populate(PageSize/2, 3*PageSize)
+			m.Release(0, m.Max())
+			m.Release(PageSize/2, 3*PageSize)
 		}
 	}()
 	for round := 0; round < 20; round++ {
