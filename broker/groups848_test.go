@@ -1234,9 +1234,11 @@ func mustJSON(t *testing.T, v any) string {
 	return string(b)
 }
 
-// FuzzConsumerGroupRequests sends mutated ConsumerGroupHeartbeat, ConsumerGroupDescribe and
-// OffsetCommit/OffsetFetch v9 requests (seeded with valid ones) to a live broker with a topic:
-// the coordinator must answer or the connection close, never panic.
+// FuzzConsumerGroupRequests sends mutated ConsumerGroupHeartbeat, ConsumerGroupDescribe,
+// OffsetCommit/OffsetFetch v9 and classic JoinGroup/SyncGroup/Heartbeat/LeaveGroup requests
+// (seeded with valid ones, all to one group, so that the group migrates between the
+// protocols) to a live broker with a topic: the coordinator must answer or the connection
+// close, never panic.
 func FuzzConsumerGroupRequests(f *testing.F) {
 	add := func(r kmsg.Request, v int16) {
 		r.SetVersion(v)
@@ -1258,6 +1260,20 @@ func FuzzConsumerGroupRequests(f *testing.F) {
 	of := kmsg.NewPtrOffsetFetchRequest()
 	of.Groups = []kmsg.OffsetFetchRequestGroup{{Group: "fz", MemberID: kmsg.StringPtr("m"), MemberEpoch: 1}}
 	add(of, 9)
+	// Classic requests into the same group reach the online migration (migration.go): a
+	// classic member of a consumer group, or a consumer-protocol member upgrading a classic
+	// group.
+	add(migJoinReq("fz", "", nil, "range", migSubscription([]string{"t"}, 0)), 5)
+	add(migJoinReq("fz", "c", kmsg.StringPtr("ci"), "cooperative-sticky", migSubscription([]string{"t"})), 9)
+	sg := kmsg.NewPtrSyncGroupRequest()
+	sg.Group, sg.MemberID, sg.Generation = "fz", "c", 1
+	add(sg, 5)
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Group, hb.MemberID, hb.Generation = "fz", "c", 1
+	add(hb, 4)
+	lg := kmsg.NewPtrLeaveGroupRequest()
+	lg.Group, lg.Members = "fz", []kmsg.LeaveGroupRequestMember{{MemberID: "c"}, {InstanceID: kmsg.StringPtr("ci")}}
+	add(lg, 5)
 	tb := startBroker(f, "", func(c *Config) { c.Groups.ConsumerSessionTimeout = 200 * time.Millisecond })
 	cl, err := kgo.NewClient(kgo.SeedBrokers(tb.addr))
 	if err != nil {
