@@ -25,9 +25,9 @@ package coordinator
 // last assignment as both its assignment and its target (a partition two members claim stays
 // with the first). That is the assignment of the last generation that completed, kept through
 // a rebalance that restarted (resetAndPropagateAssignmentError): what a cooperative member
-// still holds, and more than an eager one does, never less. The group epoch and the target assignment epoch are the generation; the
-// joining member then bumps the group epoch like any new member, and the server-side assignor
-// decides from there. The classic group's record is deleted and the consumer group's records
+// still holds, and more than an eager one does, never less. The group epoch and the target
+// assignment epoch are the generation; the joining member then bumps the group epoch like any
+// new member, and the server-side assignor decides from there. The classic group's record is deleted and the consumer group's records
 // written, in the batch of the heartbeat.
 //
 // # Classic members in a consumer group
