@@ -12,6 +12,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/spate-broker/spate/internal/election"
 	"github.com/spate-broker/spate/logstore"
 )
 
@@ -52,12 +53,9 @@ type Coordinator struct {
 	partitions int32                     // partition count of the offsets topic; guarded by mu
 	txnGroups  map[int64]map[string]bool // producer id → groups with pending transactional offsets; guarded by mu
 
-	// With Config.PartitionOwnership (ownership.go), all guarded by mu: the partitions
-	// elected here, the highest leader epoch seen for each partition, and for a partition
-	// whose groups are being unloaded, a channel closed once they are.
-	owned     map[int32]*partitionState
-	epochs    map[int32]int32
-	unloading map[int32]chan struct{}
+	// With Config.PartitionOwnership (ownership.go): the partitions elected here and the
+	// highest leader epoch seen for each partition; guarded by mu.
+	elections *election.Table[[]txnCompletion]
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -75,8 +73,11 @@ func New(cfg Config, host Host, log *slog.Logger, set *metrics.Set) (*Coordinato
 		set = metrics.NewSet()
 	}
 	c := &Coordinator{cfg: cfg.normalized(), host: host, log: log, groups: map[string]*group{}, txnGroups: map[int64]map[string]bool{}, stop: make(chan struct{})}
-	c.owned, c.epochs, c.unloading = map[int32]*partitionState{}, map[int32]int32{}, map[int32]chan struct{}{}
 	c.metrics = newGroupMetrics(set)
+	c.elections = election.NewTable(election.Config[[]txnCompletion]{
+		Topic: OffsetsTopic, Items: "groups", Log: log, Mu: &c.mu, WG: &c.wg, Stop: c.stop,
+		Load: c.loadElectedOnce, Release: c.releaseLocked,
+	})
 	n, err := host.OffsetsTopic(false, c.cfg.OffsetsTopicPartitions)
 	if err != nil {
 		return nil, err

@@ -13,35 +13,28 @@ package coordinator
 //     next leader reads the same log.
 //   - A group whose partition is not elected here answers NOT_COORDINATOR.
 //
-// Epochs (Kafka's GroupMetadataManager.maybeUpdateCoordinatorEpoch): the highest leader
-// epoch seen per partition is kept; an election or resignation below it is stale and
-// ignored, and an election at or below the epoch of the election being served is a no-op. A
-// newer election for a partition already elected ends the older one (its load is abandoned,
-// or its groups are unloaded) and loads the partition again, once the older one's groups are
-// unloaded, so that every append they made is in the log that the new load reads.
+// Epochs (Kafka's GroupMetadataManager.maybeUpdateCoordinatorEpoch) are kept by
+// Coordinator.elections (internal/election): the highest leader epoch seen per partition; an
+// election or resignation below it is stale and ignored, and an election at or below the
+// epoch of the election being served is a no-op. A newer election for a partition already
+// elected ends the older one (its load is abandoned, or its groups are unloaded) and loads the
+// partition again, once the older one's groups are unloaded, so that every append they made
+// is in the log that the new load reads.
 //
 // Invariant: with PartitionOwnership, Coordinator.groups holds only groups of partitions
 // elected here and loaded.
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/spate-broker/spate/internal/election"
 )
 
-// partitionState is one election of a partition of __consumer_offsets. Guarded by
-// Coordinator.mu.
-type partitionState struct {
-	epoch  int32
-	loaded bool
-	// queued holds the markers that CompleteTxn reported while the partition was loading;
-	// they are applied to the loaded groups before they are served.
-	queued []txnCompletion
-	done   chan struct{} // closed when this election ends: its load stops
-}
+// partitionState is one election of a partition of __consumer_offsets. Its Data holds the
+// markers that CompleteTxn reported while the partition was loading; they are applied to the
+// loaded groups before they are served. Guarded by Coordinator.mu.
+type partitionState = election.Election[[]txnCompletion]
 
 type txnCompletion struct {
 	pid    int64
@@ -62,22 +55,9 @@ func (c *Coordinator) OnElection(partition int32, leaderEpoch int32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed.Load() {
-		return
+		return // Drain has answered and stopped everything; Close may be waiting for wg
 	}
-	if last, ok := c.epochs[partition]; ok && leaderEpoch < last {
-		c.log.Info("stale election ignored", "topic", OffsetsTopic, "partition", partition, "leader_epoch", leaderEpoch, "current", last)
-		return
-	}
-	if st := c.owned[partition]; st != nil && leaderEpoch <= st.epoch {
-		return
-	}
-	c.epochs[partition] = leaderEpoch
-	c.endElectionLocked(partition)
-	st := &partitionState{epoch: leaderEpoch, done: make(chan struct{})}
-	c.owned[partition] = st
-	after := c.unloading[partition]
-	c.wg.Add(1)
-	go c.loadElected(partition, st, after)
+	c.elections.ElectLocked(partition, leaderEpoch)
 }
 
 // OnResignation tells the coordinator that this broker no longer leads partition of
@@ -95,14 +75,7 @@ func (c *Coordinator) OnResignation(partition int32, leaderEpoch int32) {
 	if c.closed.Load() {
 		return // Drain has answered and stopped everything
 	}
-	if leaderEpoch >= 0 {
-		if last, ok := c.epochs[partition]; ok && leaderEpoch < last {
-			c.log.Info("stale resignation ignored", "topic", OffsetsTopic, "partition", partition, "leader_epoch", leaderEpoch, "current", last)
-			return
-		}
-		c.epochs[partition] = leaderEpoch
-	}
-	c.endElectionLocked(partition)
+	c.elections.ResignLocked(partition, leaderEpoch)
 }
 
 // Owns reports whether this coordinator serves partition of __consumer_offsets: elected and
@@ -116,33 +89,28 @@ func (c *Coordinator) Owns(partition int32) bool {
 	if !c.cfg.PartitionOwnership {
 		return c.ready.Load() && partition >= 0 && partition < c.partitions
 	}
-	st := c.owned[partition]
-	return st != nil && st.loaded
+	return c.elections.StatusLocked(partition) == election.Loaded
+}
+
+// servedCodes is the code for requests of the groups of a partition, by its status.
+var servedCodes = [...]int16{
+	election.NotElected: errNotCoordinator,
+	election.Loading:    errCoordinatorLoadInProgress,
+	election.Loaded:     0,
 }
 
 // servedLocked is the code for requests of groups of partition p with PartitionOwnership:
 // NOT_COORDINATOR unless elected here, COORDINATOR_LOAD_IN_PROGRESS while loading. Caller
 // holds mu.
 func (c *Coordinator) servedLocked(p int32) int16 {
-	st := c.owned[p]
-	switch {
-	case c.closed.Load() || st == nil:
+	if c.closed.Load() {
 		return errNotCoordinator
-	case !st.loaded:
-		return errCoordinatorLoadInProgress
 	}
-	return 0
+	return servedCodes[c.elections.StatusLocked(p)]
 }
 
 // loadingLocked reports whether a partition elected here is still loading. Caller holds mu.
-func (c *Coordinator) loadingLocked() bool {
-	for _, st := range c.owned {
-		if !st.loaded {
-			return true
-		}
-	}
-	return false
-}
+func (c *Coordinator) loadingLocked() bool { return c.elections.LoadingLocked() }
 
 // ensureTopic is Ensure with PartitionOwnership: the topic is created if needed, nothing is
 // loaded.
@@ -169,16 +137,11 @@ func (c *Coordinator) ensureTopic() int16 {
 	return 0
 }
 
-// endElectionLocked ends the election of partition p, if any: a load in progress is
-// abandoned; loaded groups leave the map (gone) and are unloaded on a goroutine, after those
-// of an earlier resignation of p. Caller holds mu.
-func (c *Coordinator) endElectionLocked(p int32) {
-	st := c.owned[p]
-	if st == nil {
-		return
-	}
-	delete(c.owned, p)
-	close(st.done)
+// releaseLocked is the group coordinator's election.Config.Release: the groups of partition p
+// leave the map (gone) and the producers' lists of groups with pending offsets; the function
+// returned unloads them (unloadOwned), taking each one's lock, which waits for the request
+// holding it (an append). Caller holds mu.
+func (c *Coordinator) releaseLocked(p int32, _ *partitionState) (int, func()) {
 	var gone []*group
 	ids := map[string]bool{}
 	for id, g := range c.groups {
@@ -189,9 +152,8 @@ func (c *Coordinator) endElectionLocked(p int32) {
 			ids[id] = true
 		}
 	}
-	c.log.Info("resigned", "topic", OffsetsTopic, "partition", p, "leader_epoch", st.epoch, "loaded", st.loaded, "groups", len(gone))
 	if len(gone) == 0 {
-		return
+		return 0, nil
 	}
 	for pid, groups := range c.txnGroups {
 		for id := range groups {
@@ -203,32 +165,13 @@ func (c *Coordinator) endElectionLocked(p int32) {
 			delete(c.txnGroups, pid)
 		}
 	}
-	prev := c.unloading[p]
-	done := make(chan struct{})
-	c.unloading[p] = done
-	c.wg.Add(1)
-	go c.unload(p, gone, prev, done)
-}
-
-// unload answers the parked requests of groups that left the map with NOT_COORDINATOR and
-// stops their timers, once the groups of an earlier resignation (prev) are unloaded; then it
-// closes done. Taking each group's lock waits for the request holding it (an append).
-func (c *Coordinator) unload(p int32, groups []*group, prev <-chan struct{}, done chan struct{}) {
-	defer c.wg.Done()
-	if prev != nil {
-		<-prev
+	return len(gone), func() {
+		for _, g := range gone {
+			g.mu.Lock()
+			g.unloadOwned()
+			g.unlock()
+		}
 	}
-	for _, g := range groups {
-		g.mu.Lock()
-		g.unloadOwned()
-		g.unlock()
-	}
-	close(done)
-	c.mu.Lock()
-	if c.unloading[p] == done {
-		delete(c.unloading, p)
-	}
-	c.mu.Unlock()
 }
 
 // unloadOwned unloads a group whose partition is no longer served here (Kafka's
@@ -248,18 +191,10 @@ func (g *group) unloadOwned() {
 	g.c.metrics.offsets.Add(-int64(len(g.offsets)))
 }
 
-// loadElected loads an elected partition (after the groups of an earlier election are
-// unloaded), retrying with backoff until it is loaded or the election ends.
-func (c *Coordinator) loadElected(p int32, st *partitionState, after <-chan struct{}) {
-	defer c.wg.Done()
-	election.Load(after, st.done, c.stop, func() error { return c.loadElectedOnce(p, st) },
-		func(err error, retryIn time.Duration, level slog.Level) {
-			c.log.Log(context.Background(), level, "load offsets partition", "topic", OffsetsTopic, "partition", p, "leader_epoch", st.epoch, "err", err, "retry_in", retryIn)
-		})
-}
-
-// loadElectedOnce reads partition p and, if its election st is still current, installs its
-// groups (with the markers reported meanwhile applied), serves them and starts their timers.
+// loadElectedOnce is the group coordinator's election.Config.Load: it reads partition p and,
+// if its election st is still current, installs its groups (with the markers reported
+// meanwhile applied), serves them and starts their timers. Called on the election's load
+// goroutine, without mu.
 func (c *Coordinator) loadElectedOnce(p int32, st *partitionState) error {
 	start := time.Now()
 	n, err := c.host.OffsetsTopic(false, c.cfg.OffsetsTopicPartitions)
@@ -292,7 +227,7 @@ func (c *Coordinator) loadElectedOnce(p int32, st *partitionState) error {
 	}
 	for {
 		c.mu.Lock()
-		if c.owned[p] != st || c.closed.Load() {
+		if !c.elections.CurrentLocked(p, st) || c.closed.Load() {
 			c.mu.Unlock()
 			for _, g := range groups {
 				g.mu.Lock()
@@ -301,8 +236,8 @@ func (c *Coordinator) loadElectedOnce(p int32, st *partitionState) error {
 			}
 			return errElectionEnded
 		}
-		queued := st.queued
-		st.queued = nil
+		queued := st.Data
+		st.Data = nil
 		if len(queued) == 0 {
 			if c.partitions <= 0 {
 				c.partitions = n
@@ -313,7 +248,7 @@ func (c *Coordinator) loadElectedOnce(p int32, st *partitionState) error {
 					c.addTxnGroupLocked(pid, g.id)
 				}
 			}
-			st.loaded = true
+			st.SetLoadedLocked()
 			c.mu.Unlock()
 			break
 		}
@@ -334,6 +269,6 @@ func (c *Coordinator) loadElectedOnce(p int32, st *partitionState) error {
 		}
 		g.unlock()
 	}
-	c.log.Info("loaded groups", "topic", OffsetsTopic, "partition", p, "leader_epoch", st.epoch, "groups", len(groups), "offsets", offsets, "took", time.Since(start))
+	c.log.Info("loaded groups", "topic", OffsetsTopic, "partition", p, "leader_epoch", st.Epoch(), "groups", len(groups), "offsets", offsets, "took", time.Since(start))
 	return nil
 }

@@ -173,13 +173,13 @@ func (c *Coordinator) addTxnGroupLocked(pid int64, id string) {
 func (c *Coordinator) CompleteTxn(partition int32, pid int64, commit bool) {
 	c.mu.Lock()
 	if c.cfg.PartitionOwnership {
-		st := c.owned[partition]
+		st := c.elections.ElectionLocked(partition)
 		switch {
 		case st == nil:
 			c.mu.Unlock()
 			return
-		case !st.loaded:
-			st.queued = append(st.queued, txnCompletion{pid, commit})
+		case !st.LoadedLocked():
+			st.Data = append(st.Data, txnCompletion{pid, commit})
 			c.mu.Unlock()
 			return
 		}

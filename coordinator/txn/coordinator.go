@@ -9,6 +9,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/spate-broker/spate/internal/election"
 	"github.com/spate-broker/spate/logstore"
 )
 
@@ -80,12 +81,10 @@ type Coordinator struct {
 	txns       map[string]*txn // guarded by mu
 	partitions int32           // partition count of the state topic; guarded by mu
 
-	// With Config.PartitionOwnership (ownership.go), all guarded by mu: the partitions
-	// elected here, the highest leader epoch seen for each partition, and for a partition
-	// whose ids are being unloaded, a channel closed once they are.
-	owned     map[int32]*partitionState
-	epochs    map[int32]int32
-	unloading map[int32]chan struct{}
+	// With Config.PartitionOwnership (ownership.go): the partitions elected here and the
+	// highest leader epoch seen for each partition; guarded by mu (its goroutines counted in
+	// wg, added under lifeMu).
+	elections *election.Table[struct{}]
 }
 
 // New returns a coordinator. When __transaction_state exists, every transactional id in it is
@@ -107,8 +106,11 @@ func newCoordinator(cfg Config, host Host, log *slog.Logger, set *metrics.Set, n
 	c := &Coordinator{
 		cfg: cfg.normalized(), host: host, log: log, now: now,
 		txns: map[string]*txn{}, stop: make(chan struct{}),
-		owned: map[int32]*partitionState{}, epochs: map[int32]int32{}, unloading: map[int32]chan struct{}{},
 	}
+	c.elections = election.NewTable(election.Config[struct{}]{
+		Topic: TopicName, Items: "transactional_ids", Log: log, Mu: &c.mu, WG: &c.wg, Stop: c.stop,
+		Load: c.loadElectedOnce, Release: c.releaseLocked,
+	})
 	c.metrics = newTxnMetrics(set)
 	n, err := host.StateTopic(false, c.cfg.StatePartitions)
 	if err != nil {
@@ -324,7 +326,8 @@ func (c *Coordinator) lockOrCreate(id string, timeoutMs int32) (*txn, int16) {
 				c.mu.Unlock()
 				return nil, code
 			}
-			coordEpoch, stop = c.owned[p].epoch, c.owned[p].done
+			st := c.elections.ElectionLocked(p)
+			coordEpoch, stop = st.Epoch(), st.Done()
 		}
 		t := &txn{id: id, partition: p, coordEpoch: coordEpoch, stop: stop, meta: meta{
 			producerID: pid, lastProducerID: noProducerID,

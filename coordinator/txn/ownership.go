@@ -15,10 +15,10 @@ package txn
 //     that was in progress for one of them answers NOT_COORDINATOR.
 //   - An id whose partition is not elected here answers NOT_COORDINATOR.
 //
-// Epochs (Kafka's TransactionStateManager keeps the coordinator epoch per partition): the
-// highest leader epoch seen per partition is kept; an election or resignation below it is
-// stale and ignored, and an election at or below the epoch of the election being served is a
-// no-op. A newer election for a partition already elected ends the older one and loads the
+// Epochs (Kafka's TransactionStateManager keeps the coordinator epoch per partition) are kept
+// by Coordinator.elections (internal/election): the highest leader epoch seen per partition;
+// an election or resignation below it is stale and ignored, and an election at or below the
+// epoch of the election being served is a no-op. A newer election for a partition already elected ends the older one and loads the
 // partition again, once every request that held an id of the older one is done, so that its
 // appends are in the log that the new load reads.
 //
@@ -26,21 +26,16 @@ package txn
 // here and loaded.
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/spate-broker/spate/internal/election"
 )
 
-// partitionState is one election of a partition of __transaction_state. Guarded by
-// Coordinator.mu.
-type partitionState struct {
-	epoch  int32 // the coordinator epoch of the markers of its ids
-	loaded bool
-	done   chan struct{} // closed when this election ends: its load and markers stop
-}
+// partitionState is one election of a partition of __transaction_state: its Epoch is the
+// coordinator epoch of the markers of its ids, and its Done stops its load and markers.
+// Guarded by Coordinator.mu.
+type partitionState = election.Election[struct{}]
 
 // errElectionEnded: the election being loaded was superseded or resigned.
 var errElectionEnded = election.ErrEnded
@@ -61,20 +56,7 @@ func (c *Coordinator) OnElection(partition int32, leaderEpoch int32) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if last, ok := c.epochs[partition]; ok && leaderEpoch < last {
-		c.log.Info("stale election ignored", "topic", TopicName, "partition", partition, "leader_epoch", leaderEpoch, "current", last)
-		return
-	}
-	if st := c.owned[partition]; st != nil && leaderEpoch <= st.epoch {
-		return
-	}
-	c.epochs[partition] = leaderEpoch
-	c.endElectionLocked(partition)
-	st := &partitionState{epoch: leaderEpoch, done: make(chan struct{})}
-	c.owned[partition] = st
-	after := c.unloading[partition]
-	c.wg.Add(1)
-	go c.loadElected(partition, st, after)
+	c.elections.ElectLocked(partition, leaderEpoch)
 }
 
 // OnResignation tells the coordinator that this broker no longer leads partition of
@@ -94,14 +76,7 @@ func (c *Coordinator) OnResignation(partition int32, leaderEpoch int32) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if leaderEpoch >= 0 {
-		if last, ok := c.epochs[partition]; ok && leaderEpoch < last {
-			c.log.Info("stale resignation ignored", "topic", TopicName, "partition", partition, "leader_epoch", leaderEpoch, "current", last)
-			return
-		}
-		c.epochs[partition] = leaderEpoch
-	}
-	c.endElectionLocked(partition)
+	c.elections.ResignLocked(partition, leaderEpoch)
 }
 
 // Owns reports whether this coordinator serves partition of __transaction_state: elected and
@@ -115,44 +90,34 @@ func (c *Coordinator) Owns(partition int32) bool {
 	if !c.cfg.PartitionOwnership {
 		return c.ready.Load() && partition >= 0 && partition < c.partitions
 	}
-	st := c.owned[partition]
-	return st != nil && st.loaded
+	return c.elections.StatusLocked(partition) == election.Loaded
+}
+
+// servedCodes is the code for requests of the ids of a partition, by its status.
+var servedCodes = [...]int16{
+	election.NotElected: errNotCoordinator,
+	election.Loading:    errCoordinatorLoadInProgress,
+	election.Loaded:     0,
 }
 
 // servedLocked is the code for requests of ids of partition p with PartitionOwnership:
 // NOT_COORDINATOR unless elected here, COORDINATOR_LOAD_IN_PROGRESS while loading. Caller
 // holds mu.
 func (c *Coordinator) servedLocked(p int32) int16 {
-	st := c.owned[p]
-	switch {
-	case c.closed.Load() || st == nil:
+	if c.closed.Load() {
 		return errNotCoordinator
-	case !st.loaded:
-		return errCoordinatorLoadInProgress
 	}
-	return 0
+	return servedCodes[c.elections.StatusLocked(p)]
 }
 
 // loadingLocked reports whether a partition elected here is still loading. Caller holds mu.
-func (c *Coordinator) loadingLocked() bool {
-	for _, st := range c.owned {
-		if !st.loaded {
-			return true
-		}
-	}
-	return false
-}
+func (c *Coordinator) loadingLocked() bool { return c.elections.LoadingLocked() }
 
-// endElectionLocked ends the election of partition p, if any: a load in progress is
-// abandoned; loaded ids leave the map and the gauges (gone), and a goroutine waits for the
-// requests holding them. Caller holds lifeMu and mu (write).
-func (c *Coordinator) endElectionLocked(p int32) {
-	st := c.owned[p]
-	if st == nil {
-		return
-	}
-	delete(c.owned, p)
-	close(st.done)
+// releaseLocked is the transaction coordinator's election.Config.Release: the ids of
+// partition p leave the map and the gauges (gone); the function returned waits for every
+// request holding one of them (an append in progress), taking each one's lock. Caller holds
+// lifeMu and mu (write).
+func (c *Coordinator) releaseLocked(p int32, _ *partitionState) (int, func()) {
 	var gone []*txn
 	for id, t := range c.txns {
 		if t.partition == p {
@@ -162,49 +127,21 @@ func (c *Coordinator) endElectionLocked(p int32) {
 			gone = append(gone, t)
 		}
 	}
-	c.log.Info("resigned", "topic", TopicName, "partition", p, "leader_epoch", st.epoch, "loaded", st.loaded, "transactional_ids", len(gone))
 	if len(gone) == 0 {
-		return
+		return 0, nil
 	}
-	prev := c.unloading[p]
-	done := make(chan struct{})
-	c.unloading[p] = done
-	c.wg.Add(1)
-	go c.unload(p, gone, prev, done)
+	return len(gone), func() {
+		for _, t := range gone {
+			t.mu.Lock()
+			//lint:ignore SA2001 the critical section is the wait for the request holding t
+			t.mu.Unlock()
+		}
+	}
 }
 
-// unload closes done once every request holding one of the unloaded txns (an append in
-// progress) is done, after those of an earlier resignation (prev).
-func (c *Coordinator) unload(p int32, txns []*txn, prev <-chan struct{}, done chan struct{}) {
-	defer c.wg.Done()
-	if prev != nil {
-		<-prev
-	}
-	for _, t := range txns {
-		t.mu.Lock()
-		//lint:ignore SA2001 the critical section is the wait for the request holding t
-		t.mu.Unlock()
-	}
-	close(done)
-	c.mu.Lock()
-	if c.unloading[p] == done {
-		delete(c.unloading, p)
-	}
-	c.mu.Unlock()
-}
-
-// loadElected loads an elected partition (after the ids of an earlier election are
-// released), retrying with backoff until it is loaded or the election ends.
-func (c *Coordinator) loadElected(p int32, st *partitionState, after <-chan struct{}) {
-	defer c.wg.Done()
-	election.Load(after, st.done, c.stop, func() error { return c.loadElectedOnce(p, st) },
-		func(err error, retryIn time.Duration, level slog.Level) {
-			c.log.Log(context.Background(), level, "load transaction state partition", "topic", TopicName, "partition", p, "leader_epoch", st.epoch, "err", err, "retry_in", retryIn)
-		})
-}
-
-// loadElectedOnce reads partition p and, if its election st is still current, installs its
-// ids, serves them and completes the transactions found preparing.
+// loadElectedOnce is the transaction coordinator's election.Config.Load: it reads partition
+// p and, if its election st is still current, installs its ids, serves them and completes the
+// transactions found preparing. Called on the election's load goroutine, without mu.
 func (c *Coordinator) loadElectedOnce(p int32, st *partitionState) error {
 	start := time.Now()
 	n, err := c.host.StateTopic(false, c.cfg.StatePartitions)
@@ -225,7 +162,7 @@ func (c *Coordinator) loadElectedOnce(p int32, st *partitionState) error {
 	var resume []*txn
 	installed := 0
 	c.mu.Lock()
-	if c.owned[p] != st || c.closed.Load() {
+	if !c.elections.CurrentLocked(p, st) || c.closed.Load() {
 		c.mu.Unlock()
 		return errElectionEnded
 	}
@@ -240,7 +177,7 @@ func (c *Coordinator) loadElectedOnce(p int32, st *partitionState) error {
 			c.log.Warn("transaction state topic: id of another partition skipped", "partition", p, "transactional_id", id, "its_partition", q)
 			continue
 		}
-		t := &txn{id: id, partition: p, coordEpoch: st.epoch, stop: st.done, meta: *m}
+		t := &txn{id: id, partition: p, coordEpoch: st.Epoch(), stop: st.Done(), meta: *m}
 		c.txns[id] = t
 		c.metrics.byState[m.state].Add(1)
 		installed++
@@ -248,9 +185,9 @@ func (c *Coordinator) loadElectedOnce(p int32, st *partitionState) error {
 			resume = append(resume, t)
 		}
 	}
-	st.loaded = true
+	st.SetLoadedLocked()
 	c.mu.Unlock()
-	c.log.Info("loaded transactions", "topic", TopicName, "partition", p, "leader_epoch", st.epoch, "transactional_ids", installed, "preparing", len(resume), "took", time.Since(start))
+	c.log.Info("loaded transactions", "topic", TopicName, "partition", p, "leader_epoch", st.Epoch(), "transactional_ids", installed, "preparing", len(resume), "took", time.Since(start))
 	for _, t := range resume {
 		t.mu.Lock()
 		m := t.meta

@@ -1,6 +1,9 @@
 // Package election holds what the group and transaction coordinators share about the
 // partitions they serve as leaders (coordinator/ownership.go, coordinator/txn/ownership.go):
-// loading an elected partition, with retries, until it is loaded or the election ends.
+// the leader epochs and elections of their partitions, with the rules that order them
+// (table.go), and loading an elected partition, with retries, until it is loaded or the
+// election ends. It knows nothing of groups, transactional ids, logs or Kafka error codes:
+// the coordinator loads, installs and unloads its items through the hooks of Config.
 package election
 
 import (
