@@ -31,8 +31,7 @@ import (
 func startGroupBroker848(t *testing.T) *testBroker {
 	t.Helper()
 	return startBroker(t, func(c *broker.Config) {
-		c.Groups.InitialRebalanceDelay = 100 * time.Millisecond
-		c.Groups.MinSessionTimeout = 100 * time.Millisecond
+		groupTimers(c)
 		c.Groups.ConsumerHeartbeatInterval = 200 * time.Millisecond
 		c.Groups.ConsumerSessionTimeout = 6 * time.Second
 	})
@@ -66,40 +65,27 @@ func confluentClassicConf(strategy string) kafka.ConfigMap {
 // partition and the description.
 func consumerGroupOwners(t *testing.T, adm *kadm.Client, group, topic string, partitions int32, members ...string) (map[int32]string, kadm.DescribedConsumerGroup) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	last := ""
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	var dg kadm.DescribedConsumerGroup
+	owners := waitGroupSettled(t, 30*time.Second, group, members, func(ctx context.Context) (map[int32]string, string, error) {
 		dgs, err := adm.DescribeConsumerGroups(ctx, group)
-		cancel()
 		if err != nil {
-			last = err.Error()
-		} else if owners, why := consumerGroupCoverage(dgs[group], topic, partitions, members); why != "" {
-			last = why
-		} else {
-			return owners, dgs[group]
+			return nil, "", err
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("consumer group %s did not settle with members %v: %s", group, members, last)
-	return nil, kadm.DescribedConsumerGroup{}
+		dg = dgs[group]
+		owners, why := consumerGroupCoverage(dg, topic, partitions, members)
+		return owners, why, nil
+	})
+	return owners, dg
 }
 
 func consumerGroupCoverage(dg kadm.DescribedConsumerGroup, topic string, partitions int32, members []string) (map[int32]string, string) {
 	if dg.Err != nil {
 		return nil, dg.Err.Error()
 	}
-	var clients []string
-	for _, m := range dg.Members {
-		clients = append(clients, m.ClientID)
+	if dg.State != "Stable" || dg.Epoch != dg.AssignmentEpoch {
+		return nil, fmt.Sprintf("state %s, epoch %d, assignment epoch %d", dg.State, dg.Epoch, dg.AssignmentEpoch)
 	}
-	sort.Strings(clients)
-	want := append([]string(nil), members...)
-	sort.Strings(want)
-	if dg.State != "Stable" || dg.Epoch != dg.AssignmentEpoch || strings.Join(clients, ",") != strings.Join(want, ",") {
-		return nil, fmt.Sprintf("state %s, epoch %d, assignment epoch %d, members %v", dg.State, dg.Epoch, dg.AssignmentEpoch, clients)
-	}
-	owners := map[int32]string{}
+	var ms []memberAssignment
 	for _, m := range dg.Members {
 		if m.MemberEpoch != dg.Epoch {
 			return nil, fmt.Sprintf("member %s at epoch %d, group at %d", m.ClientID, m.MemberEpoch, dg.Epoch)
@@ -107,22 +93,15 @@ func consumerGroupCoverage(dg kadm.DescribedConsumerGroup, topic string, partiti
 		if fmt.Sprint(m.Assignment.Sorted()) != fmt.Sprint(m.TargetAssignment.Sorted()) {
 			return nil, fmt.Sprintf("member %s assigned %v, target %v", m.ClientID, m.Assignment.Sorted(), m.TargetAssignment.Sorted())
 		}
+		ma := memberAssignment{client: m.ClientID, topics: map[string][]int32{}}
 		for tn, ps := range m.Assignment {
-			if tn != topic {
-				return nil, fmt.Sprintf("member %s assigned topic %s", m.ClientID, tn)
-			}
 			for p := range ps {
-				if o, dup := owners[p]; dup {
-					return nil, fmt.Sprintf("partition %d assigned to %s and %s", p, o, m.ClientID)
-				}
-				owners[p] = m.ClientID
+				ma.topics[tn] = append(ma.topics[tn], p)
 			}
 		}
+		ms = append(ms, ma)
 	}
-	if len(owners) != int(partitions) {
-		return nil, fmt.Sprintf("%d of %d partitions assigned", len(owners), partitions)
-	}
-	return owners, ""
+	return assignmentCoverage(ms, topic, partitions, members)
 }
 
 // groupTypeOf is the group's type as ListGroups v5 (KIP-848 types filter) gives it: "classic",
@@ -239,12 +218,9 @@ func TestConfluentConsumerGroup848(t *testing.T) {
 	for _, assignor := range []string{"uniform", "range"} {
 		t.Run(assignor, func(t *testing.T) {
 			start := time.Now()
-			tb := startGroupBroker848(t)
-			adm := groupAdmin(t, tb.addr)
-			const topic, group, parts = "confluent848-group", "confluent848-consumers", int32(6)
-			groupCreateTopic(t, adm, topic, parts)
+			g := newGroupTopic(t, startGroupBroker848(t), "confluent848-group", "confluent848-consumers", 6)
 
-			l := newGroupLedger(parts)
+			l := newGroupLedger(g.partitions)
 			own := newOwnershipLog()
 			var ms []*confluentMember
 			var names []string
@@ -253,138 +229,49 @@ func TestConfluentConsumerGroup848(t *testing.T) {
 				name := fmt.Sprintf("confluent848-%s-%d", assignor, i)
 				names = append(names, name)
 				types[name] = 1
-				ms = append(ms, startConfluentMemberWith(t, tb.addr, group, topic, name, confluent848Conf(assignor), l, 0, own.note))
+				ms = append(ms, startConfluentMemberWith(t, g.tb.addr, g.group, g.topic, name, confluent848Conf(assignor), l, 0, own.note))
 			}
-			owners, dg := consumerGroupOwners(t, adm, group, topic, parts, names...)
-			eventually(t, "consumers own what the broker assigned", func() error { return confluentOwnersAgree(owners, ms) })
-			for _, m := range ms {
-				if n := len(m.ownedPartitions()); n != 2 {
-					t.Fatalf("%s owns %v, want two partitions", m.name, m.ownedPartitions())
-				}
-			}
+			owners, dg := consumerGroupOwners(t, g.adm, g.group, g.topic, g.partitions, names...)
+			confluentCheckOwns(t, owners, ms, 2)
 			if dg.AssignorName != assignor {
 				t.Errorf("ConsumerGroupDescribe: assignor %q, want %q", dg.AssignorName, assignor)
 			}
-			checkConsumerGroupType(t, adm, group, types)
+			checkConsumerGroupType(t, g.adm, g.group, types)
 			settled := time.Since(start)
 
-			rebalances := groupRebalances(tb)
-			groupProduce(t, tb.addr, topic, parts, 0, 600)
-			l.waitProcessed(t, 600, 30*time.Second)
-			time.Sleep(300 * time.Millisecond) // a duplicate would arrive now
-			if n := groupRebalances(tb) - rebalances; n != 0 {
-				t.Fatalf("%d new target assignments while membership was stable", n)
-			}
-			if _, after := consumerGroupOwners(t, adm, group, topic, parts, names...); after.Epoch != dg.Epoch {
-				t.Fatalf("group epoch %d, then %d while membership was stable", dg.Epoch, after.Epoch)
-			}
-			if d, f, twice := l.check(t, 0, 100, owners); d != 600 || f != 0 || twice != 0 {
-				t.Fatalf("stable group: %d deliveries, %d failed commits, %d records processed twice; want 600, 0, 0", d, f, twice)
-			}
-			groupCheckCommitted(t, adm, group, topic, parts, 100)
+			g.checkStable(t, l, owners, func() {
+				if _, after := consumerGroupOwners(t, g.adm, g.group, g.topic, g.partitions, names...); after.Epoch != dg.Epoch {
+					t.Fatalf("group epoch %d, then %d while membership was stable", dg.Epoch, after.Epoch)
+				}
+			})
 			own.check(t)
 			t.Logf("group epoch %d, settled in %v; 600 records processed once each, in %v", dg.Epoch, settled, time.Since(start))
 		})
 	}
 }
 
-// runMidStreamMembership848 is runMidStreamMembership for a consumer group (its members
-// described with ConsumerGroupDescribe, not DescribeGroups), with the same steps and
-// assertions: two members resume at c.from, a stream of 100 records per partition starts, a
-// third member joins mid-stream (the three share the partitions evenly), then the second
-// leaves mid-stream. Every record is processed exactly once with its value, every other
-// delivery is of a record whose synchronous commit failed, each member processed records,
-// the joiner no more than were left when it joined, and the committed offsets are the log
-// ends. It also checks, from the rebalance callbacks, that no partition was owned by two
-// members at once.
-func runMidStreamMembership848(t *testing.T, c midStreamCase, own *ownershipLog) {
-	t.Helper()
-	start := time.Now()
-	const perPartition = 100
-	total := perPartition * int(c.partitions)
-	l := newGroupLedger(c.partitions)
-	a, b, j := c.prefix+"-a", c.prefix+"-b", c.prefix+"-joiner"
-	c.start(t, a, l)
-	stopB := c.start(t, b, l)
-	consumerGroupOwners(t, c.adm, c.group, c.topic, c.partitions, a, b)
-	rebalances := groupRebalances(c.tb)
-	s := startGroupStream(t, c.tb.addr, c.topic, c.partitions, int(c.from)*int(c.partitions), total, total*2/3, 20*time.Millisecond)
-
-	s.waitProduced(t, total/4)
-	l.waitProcessed(t, total/8, 30*time.Second)
-	joinedAt, processedAt := s.produced.Load(), l.processedCount()
-	if joinedAt >= int64(total*2/3) {
-		t.Fatalf("stream at %d of %d records when the member joined: not mid-stream", joinedAt, total)
-	}
-	c.start(t, j, l)
-	owners, _ := consumerGroupOwners(t, c.adm, c.group, c.topic, c.partitions, a, b, j)
-	count := map[string]int{}
-	for _, o := range owners {
-		count[o]++
-	}
-	for _, m := range []string{a, b, j} {
-		if count[m] != int(c.partitions)/3 {
-			t.Fatalf("after the join: owners %v, %s owns %d partitions, want %d", owners, m, count[m], c.partitions/3)
-		}
-	}
-	settledAt := s.produced.Load()
-
-	s.limit.Store(int64(total))
-	s.waitProduced(t, total*2/3+int(c.partitions)*5)
-	leftAt := s.produced.Load()
-	if leftAt >= int64(total) {
-		t.Fatalf("stream at %d of %d records when the member left: not mid-stream", leftAt, total)
-	}
-	stopB()
-	owners, _ = consumerGroupOwners(t, c.adm, c.group, c.topic, c.partitions, a, j)
-	for p, o := range owners {
-		if o == b {
-			t.Fatalf("partition %d still owned by %s, which left", p, b)
-		}
-	}
-
-	s.finish(t)
-	l.waitProcessed(t, total, 30*time.Second)
-	time.Sleep(300 * time.Millisecond) // a duplicate would arrive now
-	d, f, twice := l.check(t, c.from, c.from+perPartition, nil)
-	n := groupRebalances(c.tb) - rebalances
-	if d-total != f || twice != 0 {
-		t.Fatalf("%d redeliveries: %d after a failed commit, %d records processed twice", d-total, f, twice)
-	}
-	for _, m := range []string{a, b, j} {
-		if l.processedBy(m) == 0 {
-			t.Errorf("%s processed no record", m)
-		}
-	}
-	if pj := l.processedBy(j); pj > total-processedAt {
-		t.Errorf("the joiner processed %d records, more than the %d left when it joined", pj, total-processedAt)
-	}
-	groupCheckCommitted(t, c.adm, c.group, c.topic, c.partitions, c.from+perPartition)
-	own.check(t)
-	t.Logf("%d records; a member joined at %d produced / %d processed (group settled at %d produced), one left at %d produced; processed by %s/%s/%s: %d/%d/%d; %d redelivered after a failed commit, %d new target assignments, in %v",
-		total, joinedAt, processedAt, settledAt, leftAt, a, b, j, l.processedBy(a), l.processedBy(b), l.processedBy(j), f, n, time.Since(start))
-}
-
-// TestConfluentConsumerGroup848MembershipMidStream runs runMidStreamMembership848 with
-// group.protocol=consumer confluent-kafka-go consumers (uniform and range assignors): a third
-// consumer joins while records flow, then one leaves while they flow. No record is lost, each
-// is processed exactly once, a record is delivered again only when its commit failed, and no
-// partition is owned by two consumers at once.
+// TestConfluentConsumerGroup848MembershipMidStream runs runMidStreamMembership with
+// group.protocol=consumer confluent-kafka-go consumers (uniform and range assignors), the
+// group described with ConsumerGroupDescribe: a third consumer joins while records flow, then
+// one leaves while they flow. No record is lost, each is processed exactly once, a record is
+// delivered again only when its commit failed, and no partition is owned by two consumers at
+// once (the rebalance callbacks' order).
 func TestConfluentConsumerGroup848MembershipMidStream(t *testing.T) {
 	for _, assignor := range []string{"uniform", "range"} {
 		t.Run(assignor, func(t *testing.T) {
-			tb := startGroupBroker848(t)
-			adm := groupAdmin(t, tb.addr)
-			const topic, group, parts = "confluent848-midstream", "confluent848-midstream-consumers", int32(6)
-			groupCreateTopic(t, adm, topic, parts)
+			g := newGroupTopic(t, startGroupBroker848(t), "confluent848-midstream", "confluent848-midstream-consumers", 6)
 			own := newOwnershipLog()
-			runMidStreamMembership848(t, midStreamCase{
-				tb: tb, adm: adm, topic: topic, group: group, partitions: parts, from: 0,
-				prefix: "confluent848-" + assignor,
+			runMidStreamMembership(t, midStreamCase{
+				groupTopic: g, from: 0, prefix: "confluent848-" + assignor,
 				start: func(t *testing.T, name string, l *groupLedger) func() {
-					return startConfluentMemberWith(t, tb.addr, group, topic, name, confluent848Conf(assignor), l, 0, own.note).close
+					return startConfluentMemberWith(t, g.tb.addr, g.group, g.topic, name, confluent848Conf(assignor), l, 0, own.note).close
 				},
-			}, own)
+				owners: func(t *testing.T, members ...string) map[int32]string {
+					owners, _ := consumerGroupOwners(t, g.adm, g.group, g.topic, g.partitions, members...)
+					return owners
+				},
+			})
+			own.check(t)
 		})
 	}
 }
@@ -394,37 +281,32 @@ func TestConfluentConsumerGroup848MembershipMidStream(t *testing.T) {
 // partition once; it returns the owners and the group's type.
 func mixedGroupOwners(t *testing.T, adm *kadm.Client, group, topic string, partitions int32, members ...string) (map[int32]string, string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	last := ""
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	typ := ""
+	owners := waitGroupSettled(t, 30*time.Second, group, members, func(ctx context.Context) (map[int32]string, string, error) {
 		cgs, err := adm.DescribeConsumerGroups(ctx, group)
-		if err == nil && errors.Is(cgs[group].Err, kerr.GroupIDNotFound) {
-			var dgs kadm.DescribedGroups
-			if dgs, err = adm.DescribeGroups(ctx, group); err == nil {
-				owners, why := groupCoverage(dgs[group], topic, partitions, members)
-				if why == "" {
-					cancel()
-					return owners, "classic"
-				}
-				last = "classic group: " + why
-			}
-		} else if err == nil {
-			owners, why := consumerGroupCoverage(cgs[group], topic, partitions, members)
-			if why == "" {
-				cancel()
-				return owners, "consumer"
-			}
-			last = "consumer group: " + why
-		}
-		cancel()
 		if err != nil {
-			last = err.Error()
+			return nil, "", err
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("group %s did not settle with members %v: %s", group, members, last)
-	return nil, ""
+		if !errors.Is(cgs[group].Err, kerr.GroupIDNotFound) {
+			owners, why := consumerGroupCoverage(cgs[group], topic, partitions, members)
+			typ = "consumer"
+			if why != "" {
+				why = "consumer group: " + why
+			}
+			return owners, why, nil
+		}
+		dgs, err := adm.DescribeGroups(ctx, group)
+		if err != nil {
+			return nil, "", err
+		}
+		owners, why := groupCoverage(dgs[group], topic, partitions, members)
+		typ = "classic"
+		if why != "" {
+			why = "classic group: " + why
+		}
+		return owners, why, nil
+	})
+	return owners, typ
 }
 
 // TestConfluentConsumerGroup848RollingUpgrade upgrades a group of three classic

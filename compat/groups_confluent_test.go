@@ -160,6 +160,18 @@ func confluentOwnersAgree(owners map[int32]string, ms []*confluentMember) error 
 	return nil
 }
 
+// confluentCheckOwns waits until each consumer owns what the broker assigned it (owners), and
+// checks that each owns want partitions.
+func confluentCheckOwns(t *testing.T, owners map[int32]string, ms []*confluentMember, want int) {
+	t.Helper()
+	eventually(t, "consumers own what the broker assigned", func() error { return confluentOwnersAgree(owners, ms) })
+	for _, m := range ms {
+		if n := len(m.ownedPartitions()); n != want {
+			t.Fatalf("%s owns %v, want %d partitions", m.name, m.ownedPartitions(), want)
+		}
+	}
+}
+
 // TestConfluentConsumerGroup runs confluent-kafka-go consumers (librdkafka) in a group with
 // Subscribe, enable.auto.commit false and a synchronous CommitMessage after each record, with
 // partition.assignment.strategy range (eager) and cooperative-sticky (incremental): three
@@ -174,10 +186,8 @@ func TestConfluentConsumerGroup(t *testing.T) {
 	for _, strategy := range []string{"range", "cooperative-sticky"} {
 		t.Run(strategy, func(t *testing.T) {
 			start := time.Now()
-			tb := startGroupBroker(t)
-			adm := groupAdmin(t, tb.addr)
-			const topic, group, parts = "confluent-group", "confluent-consumers", int32(6)
-			groupCreateTopic(t, adm, topic, parts)
+			g := newGroupTopic(t, startGroupBroker(t), "confluent-group", "confluent-consumers", 6)
+			tb, adm, topic, group, parts := g.tb, g.adm, g.topic, g.group, g.partitions
 
 			// Stable membership: three consumers, 600 records.
 			stable := newGroupLedger(parts)
@@ -189,23 +199,8 @@ func TestConfluentConsumerGroup(t *testing.T) {
 				ms = append(ms, startConfluentMember(t, tb.addr, group, topic, name, strategy, stable, 0))
 			}
 			owners := groupOwners(t, adm, group, topic, parts, names...)
-			eventually(t, "consumers own what the broker assigned", func() error { return confluentOwnersAgree(owners, ms) })
-			for _, m := range ms {
-				if n := len(m.ownedPartitions()); n != 2 {
-					t.Fatalf("%s owns %v, want two partitions", m.name, m.ownedPartitions())
-				}
-			}
-			rebalances := groupRebalances(tb)
-			groupProduce(t, tb.addr, topic, parts, 0, 600)
-			stable.waitProcessed(t, 600, 45*time.Second)
-			time.Sleep(300 * time.Millisecond) // a duplicate would arrive now
-			if n := groupRebalances(tb) - rebalances; n != 0 {
-				t.Fatalf("%d rebalances while membership was stable", n)
-			}
-			if d, f, twice := stable.check(t, 0, 100, owners); d != 600 || f != 0 || twice != 0 {
-				t.Fatalf("stable group: %d deliveries, %d failed commits, %d records processed twice; want 600, 0, 0", d, f, twice)
-			}
-			groupCheckCommitted(t, adm, group, topic, parts, 100)
+			confluentCheckOwns(t, owners, ms, 2)
+			g.checkStable(t, stable, owners, nil)
 			for _, m := range ms {
 				m.close()
 			}
@@ -213,7 +208,7 @@ func TestConfluentConsumerGroup(t *testing.T) {
 
 			// A consumer closes mid-stream: three new consumers resume the group from its
 			// offsets (100); the third processes 100 records, then closes.
-			mid := time.Now()
+			mid, rebalances := time.Now(), groupRebalances(tb)
 			ledger := newGroupLedger(parts)
 			ms, names = nil, nil
 			for i := 0; i < 3; i++ {
@@ -257,15 +252,11 @@ func TestConfluentConsumerGroup(t *testing.T) {
 func TestConfluentConsumerGroupMembershipMidStream(t *testing.T) {
 	for _, strategy := range []string{"range", "cooperative-sticky"} {
 		t.Run(strategy, func(t *testing.T) {
-			tb := startGroupBroker(t)
-			adm := groupAdmin(t, tb.addr)
-			const topic, group, parts = "confluent-midstream", "confluent-midstream-consumers", int32(6)
-			groupCreateTopic(t, adm, topic, parts)
+			g := newGroupTopic(t, startGroupBroker(t), "confluent-midstream", "confluent-midstream-consumers", 6)
 			runMidStreamMembership(t, midStreamCase{
-				tb: tb, adm: adm, topic: topic, group: group, partitions: parts, from: 0,
-				prefix: "confluent-" + strategy,
+				groupTopic: g, from: 0, prefix: "confluent-" + strategy,
 				start: func(t *testing.T, name string, l *groupLedger) func() {
-					return startConfluentMember(t, tb.addr, group, topic, name, strategy, l, 0).close
+					return startConfluentMember(t, g.tb.addr, g.group, g.topic, name, strategy, l, 0).close
 				},
 			})
 		})

@@ -26,8 +26,6 @@ package compat
 import (
 	"context"
 	"fmt"
-	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,18 +33,12 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/spate-broker/spate/broker"
 )
 
-// startGroupBroker starts a broker whose group timers suit tests: group.initial.rebalance.delay
-// of 100 ms and a low minimum session timeout.
+// startGroupBroker starts a broker with groupTimers.
 func startGroupBroker(t *testing.T) *testBroker {
 	t.Helper()
-	return startBroker(t, func(c *broker.Config) {
-		c.Groups.InitialRebalanceDelay = 100 * time.Millisecond
-		c.Groups.MinSessionTimeout = 100 * time.Millisecond
-	})
+	return startBroker(t, groupTimers)
 }
 
 // groupAdmin is a kadm client of the broker, closed with the test.
@@ -104,23 +96,14 @@ func groupValue(p int32, o int64, partitions int32) string {
 // the owner of each partition.
 func groupOwners(t *testing.T, adm *kadm.Client, group, topic string, partitions int32, members ...string) map[int32]string {
 	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	last := ""
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	return waitGroupSettled(t, 45*time.Second, group, members, func(ctx context.Context) (map[int32]string, string, error) {
 		dgs, err := adm.DescribeGroups(ctx, group)
-		cancel()
 		if err != nil {
-			last = err.Error()
-		} else if owners, why := groupCoverage(dgs[group], topic, partitions, members); why != "" {
-			last = why
-		} else {
-			return owners
+			return nil, "", err
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("group %s did not settle with members %v: %s", group, members, last)
-	return nil
+		owners, why := groupCoverage(dgs[group], topic, partitions, members)
+		return owners, why, nil
+	})
 }
 
 // groupCoverage checks a described group: Stable, the members named, every partition of
@@ -129,38 +112,22 @@ func groupCoverage(dg kadm.DescribedGroup, topic string, partitions int32, membe
 	if dg.Err != nil {
 		return nil, dg.Err.Error()
 	}
-	var clients []string
-	for _, m := range dg.Members {
-		clients = append(clients, m.ClientID)
+	if dg.State != "Stable" {
+		return nil, "state " + dg.State
 	}
-	sort.Strings(clients)
-	want := append([]string(nil), members...)
-	sort.Strings(want)
-	if dg.State != "Stable" || strings.Join(clients, ",") != strings.Join(want, ",") {
-		return nil, fmt.Sprintf("state %s, members %v", dg.State, clients)
-	}
-	owners := map[int32]string{}
+	var ms []memberAssignment
 	for _, m := range dg.Members {
 		a, ok := m.Assigned.AsConsumer()
 		if !ok {
 			return nil, fmt.Sprintf("member %s: assignment not of the consumer protocol", m.ClientID)
 		}
+		ma := memberAssignment{client: m.ClientID, topics: map[string][]int32{}}
 		for _, at := range a.Topics {
-			if at.Topic != topic {
-				return nil, fmt.Sprintf("member %s assigned topic %s", m.ClientID, at.Topic)
-			}
-			for _, p := range at.Partitions {
-				if o, dup := owners[p]; dup {
-					return nil, fmt.Sprintf("partition %d assigned to %s and %s", p, o, m.ClientID)
-				}
-				owners[p] = m.ClientID
-			}
+			ma.topics[at.Topic] = append(ma.topics[at.Topic], at.Partitions...)
 		}
+		ms = append(ms, ma)
 	}
-	if len(owners) != int(partitions) {
-		return nil, fmt.Sprintf("%d of %d partitions assigned", len(owners), partitions)
-	}
-	return owners, ""
+	return assignmentCoverage(ms, topic, partitions, members)
 }
 
 // groupRebalances is the broker's count of completed rebalances.
@@ -456,10 +423,8 @@ func TestKafkaGoReaderGroup(t *testing.T) {
 	}{{"range", kafka.RangeGroupBalancer{}}, {"roundrobin", kafka.RoundRobinGroupBalancer{}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
-			tb := startGroupBroker(t)
-			adm := groupAdmin(t, tb.addr)
-			const topic, group, parts = "kafka-go-group", "kafka-go-readers", int32(6)
-			groupCreateTopic(t, adm, topic, parts)
+			g := newGroupTopic(t, startGroupBroker(t), "kafka-go-group", "kafka-go-readers", 6)
+			tb, adm, topic, group, parts := g.tb, g.adm, g.topic, g.group, g.partitions
 
 			// Stable membership: three Readers, 600 records.
 			stable := newGroupLedger(parts)
@@ -471,26 +436,8 @@ func TestKafkaGoReaderGroup(t *testing.T) {
 				rs = append(rs, startKafkaGoReader(t, tb.addr, group, topic, name, tc.balancer, stable, 0))
 			}
 			owners := groupOwners(t, adm, group, topic, parts, names...)
-			count := map[string]int{}
-			for _, o := range owners {
-				count[o]++
-			}
-			for _, n := range names {
-				if count[n] != 2 {
-					t.Fatalf("owners %v: %s owns %d partitions, want 2", owners, n, count[n])
-				}
-			}
-			rebalances := groupRebalances(tb)
-			groupProduce(t, tb.addr, topic, parts, 0, 600)
-			stable.waitProcessed(t, 600, 45*time.Second)
-			time.Sleep(300 * time.Millisecond) // a duplicate would arrive now
-			if n := groupRebalances(tb) - rebalances; n != 0 {
-				t.Fatalf("%d rebalances while membership was stable", n)
-			}
-			if d, f, twice := stable.check(t, 0, 100, owners); d != 600 || f != 0 || twice != 0 {
-				t.Fatalf("stable group: %d deliveries, %d failed commits, %d records processed twice; want 600, 0, 0", d, f, twice)
-			}
-			groupCheckCommitted(t, adm, group, topic, parts, 100)
+			checkOwnsEach(t, owners, 2, names...)
+			g.checkStable(t, stable, owners, nil)
 			for _, r := range rs {
 				r.stop()
 			}
@@ -549,15 +496,11 @@ func TestKafkaGoReaderGroupMembershipMidStream(t *testing.T) {
 		balancer kafka.GroupBalancer
 	}{{"range", kafka.RangeGroupBalancer{}}, {"roundrobin", kafka.RoundRobinGroupBalancer{}}} {
 		t.Run(tc.name, func(t *testing.T) {
-			tb := startGroupBroker(t)
-			adm := groupAdmin(t, tb.addr)
-			const topic, group, parts = "kafka-go-midstream", "kafka-go-midstream-readers", int32(6)
-			groupCreateTopic(t, adm, topic, parts)
+			g := newGroupTopic(t, startGroupBroker(t), "kafka-go-midstream", "kafka-go-midstream-readers", 6)
 			runMidStreamMembership(t, midStreamCase{
-				tb: tb, adm: adm, topic: topic, group: group, partitions: parts, from: 0,
-				prefix: "kafka-go-" + tc.name,
+				groupTopic: g, from: 0, prefix: "kafka-go-" + tc.name,
 				start: func(t *testing.T, name string, l *groupLedger) func() {
-					return startKafkaGoReader(t, tb.addr, group, topic, name, tc.balancer, l, 0).stop
+					return startKafkaGoReader(t, g.tb.addr, g.group, g.topic, name, tc.balancer, l, 0).stop
 				},
 				// Three Readers at most at any time.
 				twiceOK: func(twice int, rebalances uint64) bool { return twice <= 3*int(rebalances) },

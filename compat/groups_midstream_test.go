@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -111,18 +110,28 @@ func (l *groupLedger) processedBy(who string) int {
 
 // midStreamCase is one client's run of runMidStreamMembership.
 type midStreamCase struct {
-	tb           *testBroker
-	adm          *kadm.Client
-	topic, group string
-	partitions   int32 // a multiple of 6: two and three members share it evenly
-	from         int64 // the group's committed offset of every partition when it starts
-	prefix       string
+	groupTopic       // partitions: a multiple of 6, so that two and three members share them evenly
+	from       int64 // the group's committed offset of every partition when it starts
+	prefix     string
 	// start starts a member of the group noting its deliveries in l; stop makes it leave
 	// the group (never between a record's delivery and its commit).
 	start func(t *testing.T, name string, l *groupLedger) (stop func())
 	// twiceOK says whether the client may process that many records twice in that many
 	// rebalances (kafka-go's commit carried into the next generation); nil: never.
 	twiceOK func(twice int, rebalances uint64) bool
+	// owners waits until the group is settled with exactly the members named, covering every
+	// partition once, and returns the owners; nil: groupOwners (DescribeGroups, a classic
+	// group). A consumer group (KIP-848) is described with ConsumerGroupDescribe.
+	owners func(t *testing.T, members ...string) map[int32]string
+}
+
+// settled is c.owners, or groupOwners.
+func (c midStreamCase) settled(t *testing.T, members ...string) map[int32]string {
+	t.Helper()
+	if c.owners != nil {
+		return c.owners(t, members...)
+	}
+	return groupOwners(t, c.adm, c.group, c.topic, c.partitions, members...)
 }
 
 // runMidStreamMembership: two members resume the group at c.from and a stream of 100
@@ -144,7 +153,7 @@ func runMidStreamMembership(t *testing.T, c midStreamCase) {
 	a, b, j := c.prefix+"-a", c.prefix+"-b", c.prefix+"-joiner"
 	c.start(t, a, l)
 	stopB := c.start(t, b, l)
-	groupOwners(t, c.adm, c.group, c.topic, c.partitions, a, b)
+	c.settled(t, a, b)
 	rebalances := groupRebalances(c.tb)
 	s := startGroupStream(t, c.tb.addr, c.topic, c.partitions, int(c.from)*int(c.partitions), total, total*2/3, 20*time.Millisecond)
 
@@ -156,16 +165,7 @@ func runMidStreamMembership(t *testing.T, c midStreamCase) {
 		t.Fatalf("stream at %d of %d records when the member joined: not mid-stream", joinedAt, total)
 	}
 	c.start(t, j, l)
-	owners := groupOwners(t, c.adm, c.group, c.topic, c.partitions, a, b, j)
-	count := map[string]int{}
-	for _, o := range owners {
-		count[o]++
-	}
-	for _, m := range []string{a, b, j} {
-		if count[m] != int(c.partitions)/3 {
-			t.Fatalf("after the join: owners %v, %s owns %d partitions, want %d", owners, m, count[m], c.partitions/3)
-		}
-	}
+	checkOwnsEach(t, c.settled(t, a, b, j), int(c.partitions)/3, a, b, j)
 	settledAt := s.produced.Load()
 
 	// A member leaves while records flow.
@@ -176,8 +176,7 @@ func runMidStreamMembership(t *testing.T, c midStreamCase) {
 		t.Fatalf("stream at %d of %d records when the member left: not mid-stream", leftAt, total)
 	}
 	stopB()
-	owners = groupOwners(t, c.adm, c.group, c.topic, c.partitions, a, j)
-	for p, o := range owners {
+	for p, o := range c.settled(t, a, j) {
 		if o == b {
 			t.Fatalf("partition %d still owned by %s, which left", p, b)
 		}

@@ -231,19 +231,16 @@ func TestSaramaConsumerGroupMembers(t *testing.T) {
 	}{{"range", sarama.NewBalanceStrategyRange()}, {"roundrobin", sarama.NewBalanceStrategyRoundRobin()}} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
-			tb := startGroupBroker(t)
-			w := watchCommits(tb.trace)
-			adm := groupAdmin(t, tb.addr)
-			const topic, group, parts = "sarama-group", "sarama-members", int32(6)
-			groupCreateTopic(t, adm, topic, parts)
+			g := newGroupTopic(t, startGroupBroker(t), "sarama-group", "sarama-members", 6)
+			w := watchCommits(g.tb.trace)
 			var claims atomic.Int64
 			startMember := func(t *testing.T, name string, l *groupLedger) *saramaGroupMember {
-				return startSaramaGroupMember(t, tb.addr, group, topic, saramaGroupConfig(name, tc.strategy),
+				return startSaramaGroupMember(t, g.tb.addr, g.group, g.topic, saramaGroupConfig(name, tc.strategy),
 					saramaLedgerHandler{t: t, name: name, l: l, w: w, claims: &claims})
 			}
 
 			// Stable membership: three members, 600 records.
-			stable := newGroupLedger(parts)
+			stable := newGroupLedger(g.partitions)
 			var ms []*saramaGroupMember
 			var names []string
 			for i := 0; i < 3; i++ {
@@ -251,35 +248,16 @@ func TestSaramaConsumerGroupMembers(t *testing.T) {
 				names = append(names, name)
 				ms = append(ms, startMember(t, name, stable))
 			}
-			owners := groupOwners(t, adm, group, topic, parts, names...)
-			count := map[string]int{}
-			for _, o := range owners {
-				count[o]++
-			}
-			for _, n := range names {
-				if count[n] != 2 {
-					t.Fatalf("owners %v: %s owns %d partitions, want 2", owners, n, count[n])
-				}
-			}
-			rebalances := groupRebalances(tb)
-			groupProduce(t, tb.addr, topic, parts, 0, 600)
-			stable.waitProcessed(t, 600, 45*time.Second)
-			time.Sleep(300 * time.Millisecond) // a duplicate would arrive now
-			if n := groupRebalances(tb) - rebalances; n != 0 {
-				t.Fatalf("%d rebalances while membership was stable", n)
-			}
-			if d, f, twice := stable.check(t, 0, 100, owners); d != 600 || f != 0 || twice != 0 {
-				t.Fatalf("stable group: %d deliveries, %d failed commits, %d records processed twice; want 600, 0, 0", d, f, twice)
-			}
-			groupCheckCommitted(t, adm, group, topic, parts, 100)
+			owners := groupOwners(t, g.adm, g.group, g.topic, g.partitions, names...)
+			checkOwnsEach(t, owners, 2, names...)
+			g.checkStable(t, stable, owners, nil)
 			for _, m := range ms {
 				m.stop()
 			}
 			t.Logf("stable: 600 records processed once each in %v", time.Since(start))
 
 			runMidStreamMembership(t, midStreamCase{
-				tb: tb, adm: adm, topic: topic, group: group, partitions: parts, from: 100,
-				prefix: "sarama-" + tc.name,
+				groupTopic: g, from: 100, prefix: "sarama-" + tc.name,
 				start: func(t *testing.T, name string, l *groupLedger) func() {
 					return startMember(t, name, l).stop
 				},
