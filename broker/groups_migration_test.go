@@ -381,6 +381,15 @@ func migSubscription(topics []string, owned ...int32) []byte {
 	return md.AppendTo(nil)
 }
 
+// cgJoinConverged joins member to group with the consumer protocol, subscribed to topic, and
+// heartbeats until its assignment settles; it returns the member's epoch and partitions.
+func cgJoinConverged(t *testing.T, addr, group, member, topic string) (int32, []string) {
+	t.Helper()
+	r := cgHeartbeat(t, addr, cgHB{group: group, member: member, topics: []string{topic}})
+	_, names := cgTopicIDs(t, addr)
+	return cgConverge(t, addr, group, member, r.MemberEpoch, cgParts(r, names))
+}
+
 // migJoinReq is a JoinGroup v9 of a classic consumer with one protocol.
 func migJoinReq(group, member string, instance *string, protocol string, md []byte) *kmsg.JoinGroupRequest {
 	req := kmsg.NewPtrJoinGroupRequest()
@@ -644,9 +653,7 @@ func TestConsumerGroupClassicMemberKIP848(t *testing.T) {
 	addr := tb.addr
 	grpCreateTopic(t, addr, "u", 4)
 	const g = "mixed"
-	n := cgHeartbeat(t, addr, cgHB{group: g, member: "n", topics: []string{"u"}})
-	_, names := cgTopicIDs(t, addr)
-	nEpoch, nParts := cgConverge(t, addr, g, "n", n.MemberEpoch, cgParts(n, names))
+	nEpoch, nParts := cgJoinConverged(t, addr, g, "n", "u")
 	if len(nParts) != 4 {
 		t.Fatalf("n: %v", nParts)
 	}
@@ -823,9 +830,7 @@ func TestConsumerGroupClassicMemberSessionTimeoutKIP848(t *testing.T) {
 	addr := tb.addr
 	grpCreateTopic(t, addr, "u", 2)
 	const g = "silent-classic"
-	n := cgHeartbeat(t, addr, cgHB{group: g, member: "n", topics: []string{"u"}})
-	_, names := cgTopicIDs(t, addr)
-	nEpoch, nParts := cgConverge(t, addr, g, "n", n.MemberEpoch, cgParts(n, names))
+	nEpoch, nParts := cgJoinConverged(t, addr, g, "n", "u")
 	md := migSubscription([]string{"u"})
 	first := migJoin(t, addr, migJoinReq(g, "", nil, "range", md))
 	req := migJoinReq(g, first.MemberID, nil, "range", md)
@@ -859,9 +864,7 @@ func TestConsumerGroupMixedSurvivesRestartKIP848(t *testing.T) {
 	addr := tb.addr
 	grpCreateTopic(t, addr, "u", 4)
 	const g = "durable-mix"
-	n := cgHeartbeat(t, addr, cgHB{group: g, member: "n", topics: []string{"u"}})
-	_, names := cgTopicIDs(t, addr)
-	nEpoch, nParts := cgConverge(t, addr, g, "n", n.MemberEpoch, cgParts(n, names))
+	nEpoch, nParts := cgJoinConverged(t, addr, g, "n", "u")
 	j := migJoinNew(t, addr, g, migSubscription([]string{"u"}))
 	c := j.MemberID
 	nEpoch, nParts = cgConverge(t, addr, g, "n", nEpoch, nParts)
