@@ -156,7 +156,8 @@ func (l *Log) active() *segment { return l.segments[len(l.segments)-1] }
 
 // AppendAsLeader validates the record batches in records (one or more magic v2 batches, as a
 // produce request carries them), assigns them offsets from the log end offset, stamps the
-// partition leader epoch, and copies them once into the active segment. records is not
+// partition leader epoch, and copies them once into the active segment (a large batch with
+// pwritev, a small one into the mapping: writeBatchLocked). records is not
 // modified. Nothing is written unless every batch is valid. Control batches are refused unless
 // allowControl (transaction markers written by the broker itself).
 func (l *Log) AppendAsLeader(records []byte, leaderEpoch int32, allowControl bool, info *AppendInfo) error {
@@ -252,14 +253,8 @@ func (l *Log) appendLocked(records []byte, asLeader bool, leaderEpoch int32, inf
 		if err := l.ensureRoomLocked(s, pos+size); err != nil {
 			return l.fail(err)
 		}
-		dst := s.mf.Bytes()[pos : pos+size]
-		copy(dst, rest[:size])
-		if asLeader {
-			SetBaseOffset(dst, base)
-			SetPartitionLeaderEpoch(dst, leaderEpoch)
-			if appendTime >= 0 {
-				setLogAppendTime(dst, appendTime)
-			}
+		if err := l.writeBatchLocked(s, rest[:size], pos, asLeader, base, leaderEpoch, appendTime); err != nil {
+			return l.fail(err)
 		}
 		if err := l.indexBatchLocked(s, pos, size, last, maxTs); err != nil {
 			return l.fail(err)
@@ -281,6 +276,41 @@ func (l *Log) appendLocked(records []byte, asLeader bool, leaderEpoch int32, inf
 	}
 	l.unflushedMsgs += info.NumRecords
 	info.FlushNeeded = l.unflushedMsgs >= l.cfg.FlushMessages
+	return nil
+}
+
+// pwriteMinBytes is the batch size from which the appender writes a batch with pwritev(2)
+// instead of copying it into the segment's mapping. Measured on the development machine
+// (make perf, A/B): a copy through the mapping takes a page fault per 4 KiB — the kernel
+// allocating and zeroing a page cache page and mapping it — which cost more CPU than the
+// copy itself (S1: broker CPU 0.84/0.88 → 0.55/0.49 s, produce +30%, peak RSS 95 → 55 MiB);
+// a system call per batch costs more than a fault or two for small batches.
+const pwriteMinBytes = 16 << 10
+
+// writeBatchLocked writes the batch at pos of the active segment s (room ensured), as leader
+// with its base offset, leader epoch and, for LogAppendTime, timestamp and CRC set. Batches
+// from pwriteMinBytes go through the file (mmfile.WriteAt: header patched in a copy, body from
+// batch, not copied by Go), smaller ones are copied into the mapping and patched in place.
+// batch is not modified. Caller holds appendMu.
+func (l *Log) writeBatchLocked(s *segment, batch []byte, pos int64, asLeader bool, base Offset, leaderEpoch int32, appendTime int64) error {
+	if len(batch) >= pwriteMinBytes && appendTime < 0 {
+		var hdr [BatchHeaderSize]byte
+		copy(hdr[:], batch)
+		if asLeader {
+			SetBaseOffset(hdr[:], base)
+			SetPartitionLeaderEpoch(hdr[:], leaderEpoch)
+		}
+		return s.mf.WriteAt(hdr[:], batch[BatchHeaderSize:], pos)
+	}
+	dst := s.mf.Bytes()[pos : pos+int64(len(batch))]
+	copy(dst, batch)
+	if asLeader {
+		SetBaseOffset(dst, base)
+		SetPartitionLeaderEpoch(dst, leaderEpoch)
+		if appendTime >= 0 {
+			setLogAppendTime(dst, appendTime)
+		}
+	}
 	return nil
 }
 

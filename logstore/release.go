@@ -12,11 +12,12 @@ import (
 // stays near its heap rather than its data. Requests that do not fit the queue are dropped:
 // releasing is a hint.
 //
-// The appender takes the page faults of the fresh pages it writes itself. Faulting them in
-// ahead of it (MADV_POPULATE_WRITE on this goroutine) was tried and measured: the appender's
-// wall time went down a little, but the broker's CPU per GB went up (in make perf's S4,
-// 100 partitions, by half: 1.84 vs 2.85 CPU seconds; S1 and S2 by a tenth) and so did its
-// peak RSS, so it was dropped.
+// Batches from pwriteMinBytes are written through the file (no page faults); the appender
+// takes the page faults of the small ones it copies into the mapping itself. Faulting pages
+// in ahead of it (MADV_POPULATE_WRITE on this goroutine) was tried and measured: the
+// appender's wall time went down a little, but the broker's CPU per GB went up (in make
+// perf's S4, 100 partitions, by half: 1.84 vs 2.85 CPU seconds; S1 and S2 by a tenth) and so
+// did its peak RSS, so it was dropped.
 type releaser struct {
 	mu      sync.Mutex
 	ch      chan releaseReq

@@ -32,12 +32,13 @@ var PageSize = int64(os.Getpagesize())
 // File is a memory-mapped file that grows in place inside a fixed address reservation.
 type File struct {
 	f        *os.File
+	fd       int            // f's descriptor, for WriteAt
 	base     unsafe.Pointer // start of the reservation; nil when Max == 0 or closed
 	max      int64          // bytes reserved; mappings never exceed it
 	writable bool
 
-	// mu keeps Shrink and Close (write lock) from unmapping what Populate (read lock, any
-	// goroutine) works on. Grow needs no exclusion: it only maps past what Populate sees, and
+	// mu keeps Shrink and Close (write lock) from unmapping what Release (read lock, any
+	// goroutine) works on. Grow needs no exclusion: it only maps past what Release sees, and
 	// it is called by the owner, who never runs it concurrently with Shrink or Close.
 	mu sync.RWMutex
 	// mapped is the number of bytes of the file mapped at base. Invariant: == file size.
@@ -69,7 +70,7 @@ func Open(path string, max int64, writable, create bool) (*File, error) {
 	if max < size {
 		max = size
 	}
-	m := &File{f: f, max: roundUp(max), writable: writable}
+	m := &File{f: f, fd: int(f.Fd()), max: roundUp(max), writable: writable}
 	if m.max > 0 {
 		p, err := unix.MmapPtr(-1, 0, nil, uintptr(m.max), unix.PROT_NONE,
 			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
@@ -193,6 +194,51 @@ func (m *File) Release(from, to int64) {
 	}
 	b := unsafe.Slice((*byte)(unsafe.Add(m.base, from)), to-from)
 	_ = unix.Madvise(b, unix.MADV_DONTNEED)
+}
+
+// WriteAt writes head then body to the file at off with pwritev(2), looping over partial
+// writes: the bytes go into the page cache without passing through the mapping, so the
+// writer takes no page faults, and the mapping (shared) shows them once it returns. The range
+// must lie within the mapped size (Grow first), so that views never end before the data.
+// Called by the owner (the appender); it allocates nothing.
+func (m *File) WriteAt(head, body []byte, off int64) error {
+	if !m.writable {
+		return errors.New("mmfile: write to a read-only file")
+	}
+	if end := off + int64(len(head)+len(body)); off < 0 || end > m.mapped.Load() {
+		return fmt.Errorf("mmfile: write [%d,%d) of %q past the mapped %d bytes", off, end, m.f.Name(), m.mapped.Load())
+	}
+	fd := m.fd
+	var iov [2]unix.Iovec
+	for len(head)+len(body) > 0 {
+		n := 0
+		if len(head) > 0 {
+			iov[n].Base = &head[0]
+			iov[n].SetLen(len(head))
+			n++
+		}
+		if len(body) > 0 {
+			iov[n].Base = &body[0]
+			iov[n].SetLen(len(body))
+			n++
+		}
+		w, _, errno := unix.Syscall6(unix.SYS_PWRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n),
+			uintptr(off), uintptr(uint64(off)>>32>>32), 0)
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return fmt.Errorf("pwritev %q at %d: %w", m.f.Name(), off, errno)
+		}
+		if w == 0 {
+			return fmt.Errorf("pwritev %q at %d: wrote nothing", m.f.Name(), off)
+		}
+		off += int64(w)
+		k := min(int(w), len(head))
+		head, w = head[k:], w-uintptr(k)
+		body = body[w:]
+	}
+	return nil
 }
 
 // Sync writes the file's dirty pages and size to stable storage.

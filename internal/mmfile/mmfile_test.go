@@ -395,3 +395,50 @@ func TestMmfileReleaseKeepsDataDropsResidency(t *testing.T) {
 	}
 	m.Release(-5, size*2) // out-of-range bounds are clamped
 }
+
+// TestMmfileWriteAt: bytes written with WriteAt (head and body, either possibly empty) read
+// back through the mapping and the file, the rest of the file unchanged; a write past the
+// mapped size or to a read-only file is refused; WriteAt allocates nothing.
+func TestMmfileWriteAt(t *testing.T) {
+	m, path := openNew(t, 64*PageSize)
+	defer m.Close()
+	if err := m.Grow(3 * PageSize); err != nil {
+		t.Fatal(err)
+	}
+	head, body := pattern(61, 3), pattern(int(PageSize)+100, 5)
+	if err := m.WriteAt(head, body, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WriteAt(nil, []byte("tail"), 2*PageSize); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WriteAt([]byte("head only"), nil, 10); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, 3*PageSize)
+	copy(want[1000:], head)
+	copy(want[1061:], body)
+	copy(want[2*PageSize:], "tail")
+	copy(want[10:], "head only")
+	if !bytes.Equal(m.Bytes(), want) {
+		t.Fatal("mapping differs from what was written")
+	}
+	onDisk, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(onDisk, want) {
+		t.Fatalf("file differs from what was written: %v", err)
+	}
+	if err := m.WriteAt(head, body, 3*PageSize-int64(len(head))); err == nil {
+		t.Fatal("a write past the mapped size succeeded")
+	}
+	if n := testing.AllocsPerRun(100, func() { m.WriteAt(head, body, 0) }); n != 0 {
+		t.Fatalf("WriteAt allocated %.1f times per call", n)
+	}
+	r, err := Open(path, 8*PageSize, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.WriteAt(head, nil, 0); err == nil {
+		t.Fatal("WriteAt to a read-only File succeeded")
+	}
+}
