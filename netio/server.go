@@ -89,7 +89,7 @@ func Start(cfg Config, h Handler) (*Server, error) {
 		defer close(s.done)
 		s.runErr = gnet.Run(ev, cfg.Addr,
 			gnet.WithMulticore(cfg.Multicore),
-			gnet.WithNumEventLoop(cfg.NumLoops),
+			gnet.WithNumEventLoop(eventLoops(cfg)),
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			gnet.WithReuseAddr(true),
 			gnet.WithReuseAddr(true), // rebind at once after a restart (TIME_WAIT)
