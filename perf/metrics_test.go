@@ -54,7 +54,8 @@ func TestSummarizeMediansAndFaultSums(t *testing.T) {
 func TestMetricsOfResult(t *testing.T) {
 	res := &bench.Result{
 		Produce: bench.Phase{Records: 1000, Bytes: 2_000_000, ElapsedS: 2, RecordsPerSec: 500,
-			Latency: &bench.Latency{Count: 1000, P50Us: 1500, P99Us: 3000, P999Us: 9000}},
+			Latency: &bench.Latency{Count: 1000, P50Us: 1500, P99Us: 3000, P999Us: 9000},
+			SendLag: &bench.Latency{Count: 1000, P50Us: 20, P99Us: 750, P999Us: 1900}},
 		Consume: bench.Phase{Records: 1000, Bytes: 2_000_000, ElapsedS: 1, RecordsPerSec: 1000},
 		Verify:  bench.Verification{Checked: true, Lost: 1, Duplicated: 2, Reordered: 3, Corrupt: 4},
 	}
@@ -62,7 +63,7 @@ func TestMetricsOfResult(t *testing.T) {
 	m := MetricsOf(res, st)
 	want := Metrics{
 		MetricProduceMBps: 1, MetricProduceRecs: 500, MetricConsumeMBps: 2, MetricConsumeRecs: 1000,
-		MetricAckP50: 1.5, MetricAckP99: 3, MetricAckP999: 9,
+		MetricAckP50: 1.5, MetricAckP99: 3, MetricAckP999: 9, MetricLagP99: 0.75, MetricLagP999: 1.9,
 		MetricCPUSeconds: 0.4, MetricGBMoved: 0.004, MetricCPUPerGB: 100,
 		MetricPeakRSSMiB: 64, MetricPeakAnonMiB: 16,
 		MetricLost: 1, MetricDuplicated: 2, MetricReordered: 3, MetricCorrupt: 4, MetricProduceErrs: 0,
