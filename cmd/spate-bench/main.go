@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"syscall"
 
@@ -100,6 +101,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	quiet := fs.Bool("quiet", false, "no progress line and no summary (the progress line only shows on a terminal anyway)")
 	check := fs.Bool("check", true, "exit 1 when records were lost, duplicated, reordered or corrupted")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load generator itself to this file")
+	traceOut := fs.String("trace", "", "write an execution trace of the load generator itself to this file (go tool trace)")
 	var settings []setting
 	fs.Func("set", "set a workload key: -set key=value (repeatable; same as -<key> value)", func(s string) error {
 		k, v, ok := strings.Cut(s, "=")
@@ -155,6 +157,20 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		defer func() {
 			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
+	if *traceOut != "" {
+		f, err := os.Create(*traceOut)
+		if err == nil {
+			err = trace.Start(f)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "spate-bench run:", err)
+			return exitUsage
+		}
+		defer func() {
+			trace.Stop()
 			f.Close()
 		}()
 	}

@@ -40,8 +40,17 @@ func TestRunReportCompare(t *testing.T) {
 	if res.Name != "first" || res.Workload.Name != "smoke" || res.Workload.Partitions != 2 || res.Workload.RecordSize != bench.FixedSize(512) || res.Verify.Unique != 1500 {
 		t.Errorf("result: name %q workload %+v verify %+v", res.Name, res.Workload, res.Verify)
 	}
-	if code, out, errs = runCmd(t, "run", "-quiet", "-brokers", addr, "-workload", "smoke", "-records", "1000", "-rate", "0", "-consume", "after", "-json", b); code != 0 || out != "" {
+	prof, tr := filepath.Join(dir, "cpu.pprof"), filepath.Join(dir, "trace.out")
+	if code, out, errs = runCmd(t, "run", "-quiet", "-brokers", addr, "-workload", "smoke", "-records", "1000", "-rate", "0", "-consume", "after", "-json", b,
+		"-cpuprofile", prof, "-trace", tr); code != 0 || out != "" {
 		t.Fatalf("quiet run: exit %d, stdout %q\n%s", code, out, errs)
+	}
+	// The generator's own profile (gzipped protobuf) and execution trace ("go 1.N trace").
+	if p, err := os.ReadFile(prof); err != nil || len(p) < 2 || p[0] != 0x1f || p[1] != 0x8b {
+		t.Errorf("-cpuprofile: %v, %d bytes", err, len(p))
+	}
+	if p, err := os.ReadFile(tr); err != nil || !bytes.HasPrefix(p, []byte("go 1.")) || !bytes.Contains(p[:16], []byte(" trace")) || len(p) < 1000 {
+		t.Errorf("-trace: %v, %d bytes", err, len(p))
 	}
 
 	if code, out, errs = runCmd(t, "report", a); code != 0 {
