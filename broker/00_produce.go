@@ -331,7 +331,7 @@ func (b *Broker) produceToPartition(st *produceState, p *partition, pp *prodPart
 	}
 	began := p.maybeBeginTxnLocked(&bh)
 	var info logstore.AppendInfo
-	if err := p.log.AppendAsLeader(records, p.leaderEpoch.Load(), false, &info); err != nil {
+	if err := p.log.AppendCheckedAsLeader(records, p.leaderEpoch.Load(), &info); err != nil { // CheckBatch above
 		if began {
 			p.endTxnLocked(bh.ProducerID)
 		}

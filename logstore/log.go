@@ -161,9 +161,21 @@ func (l *Log) active() *segment { return l.segments[len(l.segments)-1] }
 // modified. Nothing is written unless every batch is valid. Control batches are refused unless
 // allowControl (transaction markers written by the broker itself).
 func (l *Log) AppendAsLeader(records []byte, leaderEpoch int32, allowControl bool, info *AppendInfo) error {
+	return l.appendAsLeader(records, leaderEpoch, allowControl, false, info)
+}
+
+// AppendCheckedAsLeader is AppendAsLeader for records whose first batch the caller has just
+// validated with CheckBatch (the produce path does, to answer in Kafka's order): that batch's
+// CRC is not computed a second time. Every other rule is checked as by AppendAsLeader. records
+// must not have changed since the check.
+func (l *Log) AppendCheckedAsLeader(records []byte, leaderEpoch int32, info *AppendInfo) error {
+	return l.appendAsLeader(records, leaderEpoch, false, true, info)
+}
+
+func (l *Log) appendAsLeader(records []byte, leaderEpoch int32, allowControl, firstChecked bool, info *AppendInfo) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
-	if err := l.validateLeaderLocked(records, allowControl, info); err != nil {
+	if err := l.validateLeaderLocked(records, allowControl, firstChecked, info); err != nil {
 		return err
 	}
 	return l.appendLocked(records, true, leaderEpoch, info)
@@ -192,14 +204,14 @@ func (l *Log) AppendAsFollower(records []byte, info *AppendInfo) error {
 	return l.appendLocked(records, false, 0, info)
 }
 
-func (l *Log) validateLeaderLocked(records []byte, allowControl bool, info *AppendInfo) error {
+func (l *Log) validateLeaderLocked(records []byte, allowControl, firstChecked bool, info *AppendInfo) error {
 	*info = AppendInfo{FirstOffset: -1, LastOffset: -1, MaxTimestamp: -1, LogAppendTime: -1}
 	if len(records) == 0 {
 		return &Error{Code: CodeInvalidRecord, Msg: "no record batches"}
 	}
 	var h BatchHeader
-	for rest := records; len(rest) > 0; rest = rest[h.Size():] {
-		if err := CheckBatch(rest, int(l.cfg.MaxMessageBytes), &h); err != nil {
+	for rest, crc := records, !firstChecked; len(rest) > 0; rest, crc = rest[h.Size():], true {
+		if err := checkBatch(rest, int(l.cfg.MaxMessageBytes), &h, crc); err != nil {
 			return err
 		}
 		if h.RecordCount == 0 || h.LastOffsetDelta != h.RecordCount-1 {

@@ -160,3 +160,37 @@ func TestReadMarksRecentRegions(t *testing.T) {
 		t.Errorf("first batch of the new active segment: pos %d recent %v, want 0 and recent", r.Pos, r.Recent)
 	}
 }
+
+// TestAppendCheckedAsLeaderChecksAllButTheFirstCRC: the produce path's append skips only the
+// CRC of the first batch (the broker checked it); every later batch is checked in full, and
+// a corrupt one still leaves the log untouched.
+func TestAppendCheckedAsLeaderChecksAllButTheFirstCRC(t *testing.T) {
+	l, err := Open(t.TempDir(), DefaultConfig(), OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	batch := func(v string) []byte {
+		return AppendBatch(nil, BatchSpec{PartitionLeaderEpoch: -1, ProducerID: -1, BaseSequence: -1,
+			Records: []Record{{Value: []byte(v)}, {Value: []byte(v + "!")}}})
+	}
+	var info AppendInfo
+	two := append(batch("a"), batch("b")...)
+	if err := l.AppendCheckedAsLeader(two, 3, &info); err != nil || info.FirstOffset != 0 || info.LastOffset != 3 {
+		t.Fatalf("two valid batches: %v, offsets %d-%d", err, info.FirstOffset, info.LastOffset)
+	}
+	bad := append(batch("c"), batch("d")...)
+	bad[len(bad)-1] ^= 0x40 // the second batch's last byte: its CRC no longer matches
+	if err := l.AppendCheckedAsLeader(bad, 3, &info); CodeOf(err) != CodeCorruptMessage {
+		t.Fatalf("corrupt second batch: %v (code %d), want CORRUPT_MESSAGE", err, CodeOf(err))
+	}
+	if got := l.LogEndOffset(); got != 4 {
+		t.Fatalf("log end offset %d after the refused append, want 4", got)
+	}
+	// AppendAsLeader checks the first batch's CRC too.
+	bad = batch("e")
+	bad[len(bad)-1] ^= 0x40
+	if err := l.AppendAsLeader(bad, 3, false, &info); CodeOf(err) != CodeCorruptMessage {
+		t.Fatalf("AppendAsLeader, corrupt batch: %v", err)
+	}
+}

@@ -1,12 +1,15 @@
 package netio
 
-import "github.com/panjf2000/gnet/v2"
+import (
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+)
 
 // Large frames. gnet keeps the bytes of a frame that has not fully arrived in a ring buffer
 // per connection, which grows (copying) to hold the whole frame and hands a frame that wraps
 // around its end out as one more copy. A frame of bigFrameMin bytes or more is instead read
-// into a buffer of its exact size as it arrives (gnet's Conn.Read: one copy from the read
-// buffer), and dispatched from there: one copy in all before the handler's.
+// into a buffer of its exact size as it arrives — what gnet already read is copied over, the
+// rest is read from the socket into it directly (fillBig) — and dispatched from there.
 //
 // The buffers' capacity over all connections is bounded by bigBudget; a frame that would
 // pass it is left to gnet's ring buffer, as any smaller frame. A connection keeps its buffer
@@ -45,16 +48,32 @@ func (c *Conn) startBig(total int) bool {
 	return true
 }
 
-// fillBig moves what gnet has buffered into the frame. It returns the frame's payload once
-// all of it is there (ready), else the action for OnTraffic.
+// fillBig moves what gnet has buffered into the frame, then reads the rest of the frame
+// straight from the socket into it until the socket has no more (EAGAIN): those bytes skip
+// gnet's read buffer and its copy, in reads as large as the socket holds rather than gnet's
+// 64 KiB. gnet polls level-triggered, so whatever remains unread (the next frame) is reported
+// again. It returns the frame's payload once it is whole; a socket at its end or failing
+// closes the connection (the frame can never complete).
 func (c *Conn) fillBig(gc gnet.Conn) (frame []byte, act gnet.Action, ready bool) {
 	b := &c.big
 	if len(b.buf) < b.total {
 		n, _ := gc.Read(b.buf[len(b.buf):b.total])
 		b.buf = b.buf[:len(b.buf)+n]
-		if len(b.buf) < b.total {
+	}
+	for len(b.buf) < b.total && gc.InboundBuffered() == 0 {
+		n, err := unix.Read(gc.Fd(), b.buf[len(b.buf):b.total])
+		switch {
+		case n > 0:
+			b.buf = b.buf[:len(b.buf)+n]
+		case err == unix.EAGAIN:
 			return nil, gnet.None, false
+		case err == unix.EINTR:
+		default: // n == 0: the peer closed
+			return nil, gnet.Close, false
 		}
+	}
+	if len(b.buf) < b.total {
+		return nil, gnet.None, false
 	}
 	return b.buf[4:b.total:b.total], gnet.None, true
 }

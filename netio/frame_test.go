@@ -131,3 +131,22 @@ func TestLargeFrameOverBudgetUsesTheRingBuffer(t *testing.T) {
 		t.Fatalf("large-frame bytes %d over a budget of %d", n, s.bigBudget)
 	}
 }
+
+// TestLargeFramePeerClosesMidFrame: a peer that closes with a large frame half sent (the
+// rest was being read from the socket directly) has its connection closed, the handler sees
+// nothing, and the frame's buffer is given back.
+func TestLargeFramePeerClosesMidFrame(t *testing.T) {
+	e := &echo{}
+	s := startServer(t, Config{}, e)
+	c := dial(t, s)
+	stream := frame(bigPayload(2<<20, 4))
+	if _, err := c.Write(stream[:1<<20]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the large frame started", func() bool { return s.bigBytes.Load() > 0 })
+	_ = c.Close()
+	waitFor(t, "the buffer given back", func() bool { return s.bigBytes.Load() == 0 })
+	if got := e.got(); len(got) != 0 {
+		t.Fatalf("handler saw %d frames", len(got))
+	}
+}
