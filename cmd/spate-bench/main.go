@@ -146,31 +146,24 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !*quiet && isTerminal(stdout) {
 		opts.Progress = stdout
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	for _, r := range []struct {
+		path  string
+		start func(io.Writer) error
+		stop  func()
+	}{{*cpuProfile, pprof.StartCPUProfile, pprof.StopCPUProfile}, {*traceOut, trace.Start, trace.Stop}} {
+		if r.path == "" {
+			continue
+		}
+		f, err := os.Create(r.path)
 		if err == nil {
-			err = pprof.StartCPUProfile(f)
+			err = r.start(f)
 		}
 		if err != nil {
 			fmt.Fprintln(stderr, "spate-bench run:", err)
 			return exitUsage
 		}
 		defer func() {
-			pprof.StopCPUProfile()
-			f.Close()
-		}()
-	}
-	if *traceOut != "" {
-		f, err := os.Create(*traceOut)
-		if err == nil {
-			err = trace.Start(f)
-		}
-		if err != nil {
-			fmt.Fprintln(stderr, "spate-bench run:", err)
-			return exitUsage
-		}
-		defer func() {
-			trace.Stop()
+			r.stop()
 			f.Close()
 		}()
 	}
