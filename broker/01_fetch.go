@@ -572,18 +572,19 @@ func (st *fetchState) encode() {
 	for _, ct := range cuts {
 		resp.AppendBytes(buf[prev:ct.at])
 		for _, r := range st.parts[ct.idx].res.Regions {
-			// A recent region (the active segment's last MiB, appended moments ago and so
-			// in the page cache) goes out as bytes of the mapping: netio writes it in the
-			// same writev(2) as the response around it, inline on the replying goroutine,
-			// instead of handing the connection to its writer goroutine for a sendfile(2).
-			// The kernel copies from the mapped page cache either way (no copy through Go
-			// memory); a tailing consumer saves the goroutine hand-off and a syscall and
-			// gets its response in one segment (make perf S3: end-to-end p50 0.70 → 0.55 ms).
-			// Older regions may not be cached, and a page fault for them must not stall an
-			// event loop: they keep sendfile on the writer goroutine. The mapping stays
-			// valid until Release (the ReadResult's segment references); a truncation
-			// racing the write leaves PROT_NONE pages there, so writev fails with EFAULT and
-			// the connection closes, as a short sendfile does.
+			// A recent region (in the active segment's last MiB, its batches copied into the
+			// mapping moments ago, so its pages are resident there) goes out as bytes of the
+			// mapping: netio writes it in the same writev(2) as the response around it,
+			// inline on the replying goroutine, instead of handing the connection to its
+			// writer goroutine for a sendfile(2). The kernel copies from the page cache either
+			// way (no copy through Go memory); a tailing consumer saves the goroutine hand-off
+			// and a syscall and gets its response in one segment (make perf S3: end-to-end p50
+			// 0.70 → 0.55 ms). Other regions may not be cached, and a page fault for them must
+			// not stall an event loop, nor should fetches pull them into the resident set: they
+			// keep sendfile on the writer goroutine. The mapping stays valid until Release (the
+			// ReadResult's segment references); a truncation racing the write leaves PROT_NONE
+			// pages there, so writev fails with EFAULT and the connection closes, as a short
+			// sendfile does.
 			if r.Recent {
 				resp.AppendBytes(r.Data)
 			} else {

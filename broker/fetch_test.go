@@ -179,10 +179,10 @@ func TestFetchRecentAndOlderRegions(t *testing.T) {
 	tb := startBroker(t, "", nil)
 	cl := newClient(t, tb.addr)
 	createTopic(t, cl, "mix", 1, map[string]string{"segment.bytes": strconv.Itoa(3 << 20)})
-	const n = 80 // batches of one 64 KiB record: the first segment takes ~47, the active one the rest
+	const n = 640 // batches of one 8 KiB record: the first segment takes ~380, the active one the rest
 	var sent [][]byte
 	for i := range n {
-		v := make([]byte, 64<<10-100)
+		v := make([]byte, 8<<10-100)
 		for j := range v {
 			v[j] = byte(i*31 + j*7)
 		}

@@ -312,7 +312,11 @@ func (l *Log) writeBatchLocked(s *segment, batch []byte, pos int64, asLeader boo
 			SetBaseOffset(hdr[:], base)
 			SetPartitionLeaderEpoch(hdr[:], leaderEpoch)
 		}
+		s.copied.Store(pos + int64(len(batch)) + 1) // not through the mapping: copied from its end on
 		return s.mf.WriteAt(hdr[:], batch[BatchHeaderSize:], pos)
+	}
+	if s.copied.Load() == 0 {
+		s.copied.Store(pos + 1)
 	}
 	dst := s.mf.Bytes()[pos : pos+int64(len(batch))]
 	copy(dst, batch)
@@ -483,10 +487,12 @@ func (l *Log) indexBatchLocked(s *segment, pos, size int64, last Offset, maxTs i
 // File at Pos, or read the same bytes from Data (a read-only view of the mapping). Both stay
 // valid until the ReadResult is released.
 //
-// Recent marks a region that lies wholly within the last RecentBytes of the active segment:
-// bytes appended moments ago, in the page cache (and, when they were copied in, in the
-// mapping's resident pages), so a write(2) from Data costs no disk read. It is a hint: memory
-// pressure may still have evicted them.
+// Recent marks a region that lies wholly within the last RecentBytes of the active segment
+// and whose batches this process copied into the mapping (small batches; large ones are
+// written with pwritev and their pages never enter the mapping): bytes appended moments ago
+// whose pages are resident in the mapping, so a write(2) from Data faults nothing in from
+// disk and adds nothing to the process's resident set. It is a hint: memory pressure may
+// still have evicted them.
 type Region struct {
 	File   *os.File
 	Pos    int64
@@ -573,7 +579,7 @@ func (l *Log) Read(offset Offset, maxBytes int64, maxOffset Offset, minOne bool,
 		if end > start {
 			s.ref()
 			res.segs = append(res.segs, s)
-			recent := s.active && int64(len(b))-start <= RecentBytes
+			recent := s.active && start >= max(int64(len(b))-RecentBytes, s.copiedFrom())
 			res.Regions = append(res.Regions, Region{File: s.mf.File(), Pos: start, Len: end - start, Data: b[start:end], Recent: recent})
 			res.Bytes += end - start
 		}

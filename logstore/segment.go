@@ -55,6 +55,11 @@ type segment struct {
 
 	active bool // guarded by Log.mu (write) and Log.appendMu
 
+	// copied is copiedFrom+1, where the batches in [copiedFrom, size) were all copied into the
+	// mapping by this process (writeBatchLocked), so their pages are resident in it; 0 when
+	// none is known to be (a segment opened from disk). Written under Log.appendMu.
+	copied atomic.Int64
+
 	txn txnIndex // aborted transactions whose marker is in the segment (txnindex.go)
 
 	// Writer state of the active segment, guarded by Log.appendMu.
@@ -404,4 +409,13 @@ func (s *segment) largestTimestamp() int64 {
 func (s *segment) setMaxTs(ts int64, rel uint32) {
 	s.maxTs, s.maxTsRel = ts, rel
 	s.maxTsPub.Store(ts)
+}
+
+// copiedFrom returns the position from which every batch of the segment was copied into the
+// mapping by this process (math.MaxInt64: none).
+func (s *segment) copiedFrom() int64 {
+	if v := s.copied.Load(); v > 0 {
+		return v - 1
+	}
+	return math.MaxInt64
 }

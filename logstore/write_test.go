@@ -89,33 +89,32 @@ func TestLeaderBatchesLargeAndSmallWritten(t *testing.T) {
 }
 
 // TestReadMarksRecentRegions: a region is Recent exactly when it lies in the active segment
-// within RecentBytes of its end; regions of sealed segments and older stretches are not.
+// within RecentBytes of its end and every batch in it was copied into the mapping (small
+// batches); a batch written with pwritev, a sealed segment or an older stretch is not.
 func TestReadMarksRecentRegions(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.SegmentBytes = 8 << 20
-	l, err := Open(t.TempDir(), cfg, OpenOptions{})
+	dir := t.TempDir()
+	l, err := Open(dir, cfg, OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	const batches = 48 // 64 KiB each: 3 MiB in the first segment
-	var sizes []int64
-	appendOne := func(i int) {
-		v := bytes.Repeat([]byte{byte(i)}, 64<<10-100)
-		b := AppendBatch(nil, BatchSpec{BaseOffset: 0, PartitionLeaderEpoch: -1, ProducerID: -1, BaseSequence: -1,
+	defer func() { l.Close() }()
+	var ends []int64 // end position of each batch in its segment
+	appendOne := func(i, size int) {
+		t.Helper()
+		v := bytes.Repeat([]byte{byte(i)}, size-100)
+		b := AppendBatch(nil, BatchSpec{PartitionLeaderEpoch: -1, ProducerID: -1, BaseSequence: -1,
 			Records: []Record{{Value: v}}})
 		var info AppendInfo
 		if err := l.AppendAsLeader(b, 1, false, &info); err != nil {
 			t.Fatal(err)
 		}
-		sizes = append(sizes, int64(len(b)))
-	}
-	for i := range batches {
-		appendOne(i)
-	}
-	var total int64
-	for _, n := range sizes {
-		total += n
+		var pos int64
+		if len(ends) > 0 {
+			pos = ends[len(ends)-1]
+		}
+		ends = append(ends, pos+int64(len(b)))
 	}
 	read := func(off int64, maxBytes int64) Region {
 		t.Helper()
@@ -131,32 +130,65 @@ func TestReadMarksRecentRegions(t *testing.T) {
 		r.Data = nil
 		return r
 	}
-	// Offset o starts at the sum of the sizes before it; its distance from the end decides.
-	for _, o := range []int64{0, 10, batches - 17, batches - 16, batches - 15, batches - 1} {
-		var pos int64
-		for _, n := range sizes[:o] {
-			pos += n
+	startOf := func(o int) int64 {
+		if o == 0 {
+			return 0
 		}
-		r := read(o, 1)
-		want := total-pos <= RecentBytes
+		return ends[o-1]
+	}
+	// 3 MiB of 8 KiB batches (copied into the mapping), one 64 KiB batch (pwritev), then
+	// 40 more small ones.
+	const small, big = 8 << 10, 64 << 10
+	for i := range 384 {
+		appendOne(i, small)
+	}
+	bigAt := len(ends)
+	appendOne(bigAt, big)
+	for i := range 40 {
+		appendOne(bigAt+1+i, small)
+	}
+	total := ends[len(ends)-1]
+	for _, o := range []int{0, 100, bigAt - 5, bigAt, bigAt + 1, bigAt + 20, len(ends) - 1} {
+		pos := startOf(o)
+		r := read(int64(o), 1)
+		want := total-pos <= RecentBytes && o > bigAt
 		if r.Pos != pos || r.Recent != want {
 			t.Errorf("offset %d: region at %d recent %v, want at %d recent %v (%d bytes from the end)",
 				o, r.Pos, r.Recent, pos, want, total-pos)
 		}
 	}
-	// A region that starts before the window is not Recent even though it reaches the end.
-	if r := read(batches-20, 1<<30); r.Recent || r.Pos+r.Len != total {
-		t.Errorf("region from %d to the end: recent %v, ends at %d (want not recent, %d)", r.Pos, r.Recent, r.Pos+r.Len, total)
+	// A region that starts within the window but holds the pwritev'd batch is not Recent, nor
+	// one that starts before the window and reaches the end.
+	if r := read(int64(bigAt-3), 1<<30); r.Recent || r.Pos+r.Len != total {
+		t.Errorf("region over the large batch: recent %v, ends at %d (want not recent, %d)", r.Recent, r.Pos+r.Len, total)
 	}
-	// Once the segment is sealed by a roll, none of it is Recent.
+	if r := read(0, 1<<30); r.Recent {
+		t.Errorf("region from the segment's start is Recent")
+	}
+	// After a reopen nothing already in the segment is Recent (its pages are not known to be
+	// in the mapping); small batches appended since are.
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if l, err = Open(dir, cfg, OpenOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if r := read(int64(len(ends)-1), 1); r.Recent {
+		t.Errorf("last batch before the reopen is Recent")
+	}
+	appendOne(len(ends), small)
+	if r := read(int64(len(ends)-1), 1); !r.Recent {
+		t.Errorf("batch appended after the reopen is not Recent")
+	}
+	// Once the segment is sealed by a roll, none of it is Recent; the new one's first batch is.
 	if err := l.Roll(); err != nil {
 		t.Fatal(err)
 	}
-	appendOne(batches)
-	if r := read(batches-1, 1); r.Recent {
+	if r := read(l.LogEndOffset()-1, 1); r.Recent {
 		t.Errorf("last batch of the sealed segment is Recent")
 	}
-	if r := read(batches, 1); !r.Recent || r.Pos != 0 {
+	appendOne(len(ends), small)
+	if r := read(l.LogEndOffset()-1, 1); !r.Recent || r.Pos != 0 {
 		t.Errorf("first batch of the new active segment: pos %d recent %v, want 0 and recent", r.Pos, r.Recent)
 	}
 }
