@@ -22,6 +22,7 @@ package broker
 
 import (
 	"encoding/binary"
+	"hash/crc32"
 	"sync"
 	"time"
 
@@ -54,6 +55,11 @@ type produceState struct {
 	flush     []*partition // partitions whose flush.messages was reached by this request
 	names     []byte       // topic names owned by st (see ownNames)
 	releaseFn func()       // st.release, bound once so replying allocates nothing
+	// frame is the request being served while the partitions are appended in Serve (nil
+	// after, and for deferred batches): batch CRCs are summed from the checksums netio took
+	// as its bytes arrived. crcFn is st.batchCRC, bound once.
+	frame     *netio.Request
+	crcFn     func([]byte) uint32
 	timeoutMs int32
 
 	// Batches deferred for verification by a remote transaction coordinator
@@ -80,8 +86,20 @@ var producePool sync.Pool
 func newProduceState() any {
 	st := &produceState{}
 	st.releaseFn = st.release
+	st.crcFn = st.batchCRC
 	return st
 }
+
+// batchCRC returns the CRC-32C of data, a stretch of a batch: from netio's chunk checksums
+// while the request is being served, computed from the bytes otherwise.
+func (st *produceState) batchCRC(data []byte) uint32 {
+	if st.frame != nil {
+		return st.frame.CRC32C(data)
+	}
+	return crc32.Checksum(data, castagnoli)
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 func (st *produceState) release() {
 	st.resp.Parts = st.resp.Parts[:0]
@@ -211,6 +229,7 @@ func init() {
 			c.Close()
 			return
 		}
+		st.frame = h.req
 		for i := range st.topics {
 			t := &st.topics[i]
 			for j := range t.parts {
@@ -222,6 +241,7 @@ func init() {
 				}
 			}
 		}
+		st.frame = nil
 		if len(st.deferred) > 0 {
 			// Verification by a remote transaction coordinator: finished off the loop.
 			st.ownNames()
@@ -301,7 +321,7 @@ func (b *Broker) produceToPartition(st *produceState, p *partition, pp *prodPart
 		return errNotEnoughReplicas
 	}
 	var bh logstore.BatchHeader
-	if err := logstore.CheckBatch(records, 0, &bh); err != nil {
+	if err := logstore.CheckBatchCRC(records, 0, &bh, st.crcFn); err != nil {
 		return logstore.CodeOf(err)
 	}
 	if len(records) != bh.Size() && bh.ProducerID >= 0 {

@@ -251,6 +251,9 @@ type reqHeader struct {
 	clientID     string
 	flexible     bool      // response header carries tagged fields
 	start        time.Time // when the request was dispatched (latency metric)
+	// req is the request being served: valid only until serve returns (a copy of the header
+	// kept for a later answer must not use it).
+	req *netio.Request
 }
 
 // Serve implements netio.Handler. It runs on the event loop; frame is valid only during the
@@ -304,6 +307,7 @@ func (b *Broker) Serve(c *netio.Conn, req *netio.Request) {
 		h.flexible = false // ApiVersions responses always use header v0
 	}
 	b.metrics.request(h.key)
+	h.req = req
 	api.serve(b, c, req.Seq, &h, body)
 }
 

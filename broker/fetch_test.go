@@ -237,3 +237,40 @@ func TestFetchRecentAndOlderRegions(t *testing.T) {
 	check(int64(n-1), 1, 1)                                                      // the last batch, alone (KIP-74)
 	check(int64(sealed), int32(len(sent[0])*(recent-sealed+1)), recent-sealed+1) // older active and one recent
 }
+
+// TestLargeProduceCRCFromArrivalChecksums: batches in produce requests large enough to be
+// read as large frames (netio sums their chunks as they arrive, and the broker checks batch
+// CRCs from those sums) are refused with CORRUPT_MESSAGE when a byte anywhere under the CRC
+// is flipped — first chunk, a middle one, the partial chunk at the end — and accepted and
+// stored byte for byte when intact.
+func TestLargeProduceCRCFromArrivalChecksums(t *testing.T) {
+	tb := startBroker(t, "", nil)
+	cl := newClient(t, tb.addr)
+	createTopic(t, cl, "big", 1, nil)
+	v := make([]byte, 900<<10)
+	for i := range v {
+		v[i] = byte(i*13 + i>>9)
+	}
+	batch := logstore.AppendBatch(nil, logstore.BatchSpec{BaseTimestamp: time.Now().UnixMilli(), ProducerID: -1,
+		BaseSequence: -1, PartitionLeaderEpoch: -1, Records: []logstore.Record{{Value: v}}})
+	for _, at := range []int{25, 70 << 10, 500 << 10, len(batch) - 1} {
+		bad := bytes.Clone(batch)
+		bad[at] ^= 0x10
+		if code, _ := produceRaw(t, cl, "big", bad); code != errCorruptMessage {
+			t.Fatalf("byte %d flipped: code %d, want CORRUPT_MESSAGE", at, code)
+		}
+	}
+	if end := endOffset(t, cl, "big"); end != 0 {
+		t.Fatalf("log end offset %d after refused batches", end)
+	}
+	if code, base := produceRaw(t, cl, "big", batch); code != 0 || base != 0 {
+		t.Fatalf("intact batch: code %d base %d", code, base)
+	}
+	resp, err := fetchReq(tb, 12, "big", 0, 0, 1, 4<<20, 4<<20).RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.Topics[0].Partitions[0].RecordBatches; len(got) != len(batch) || !bytes.Equal(got[16:], batch[16:]) {
+		t.Fatalf("stored batch differs (%d bytes, want %d)", len(got), len(batch))
+	}
+}

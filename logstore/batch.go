@@ -132,11 +132,20 @@ func setLogAppendTime(batch []byte, ts int64) {
 // bytes present (a record takes at least 7 bytes). maxBatch bounds the size
 // (max.message.bytes; 0 = no bound). It allocates nothing.
 func CheckBatch(b []byte, maxBatch int, h *BatchHeader) error {
-	return checkBatch(b, maxBatch, h, true)
+	return checkBatch(b, maxBatch, h, crcOfData)
 }
 
-// checkBatch is CheckBatch, with the CRC left out unless crc.
-func checkBatch(b []byte, maxBatch int, h *BatchHeader, crc bool) error {
+// CheckBatchCRC is CheckBatch with the CRC-32C of the bytes the batch's CRC covers (from the
+// attributes to the end) computed by crcOf: the produce path sums them from checksums its
+// network layer took as they arrived (netio.Request.CRC32C).
+func CheckBatchCRC(b []byte, maxBatch int, h *BatchHeader, crcOf func(data []byte) uint32) error {
+	return checkBatch(b, maxBatch, h, crcOf)
+}
+
+func crcOfData(data []byte) uint32 { return crc32.Checksum(data, castagnoli) }
+
+// checkBatch is CheckBatch, the CRC computed by crcOf, or left out when crcOf is nil.
+func checkBatch(b []byte, maxBatch int, h *BatchHeader, crcOf func([]byte) uint32) error {
 	if len(b) < BatchHeaderSize {
 		if len(b) >= offMagic+1 && b[offMagic] != 2 {
 			return ErrUnsupportedMagic
@@ -157,7 +166,7 @@ func checkBatch(b []byte, maxBatch int, h *BatchHeader, crc bool) error {
 	if size > int64(len(b)) {
 		return errCorruptf("batch length %d runs past the %d bytes given", h.BatchLength, len(b))
 	}
-	if crc && BatchCRC(b[:size]) != h.CRC {
+	if crcOf != nil && crcOf(b[offAttributes:size]) != h.CRC {
 		return errCorruptf("batch CRC mismatch")
 	}
 	if h.RecordCount < 0 || h.LastOffsetDelta < 0 {

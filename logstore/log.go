@@ -210,8 +210,12 @@ func (l *Log) validateLeaderLocked(records []byte, allowControl, firstChecked bo
 		return &Error{Code: CodeInvalidRecord, Msg: "no record batches"}
 	}
 	var h BatchHeader
-	for rest, crc := records, !firstChecked; len(rest) > 0; rest, crc = rest[h.Size():], true {
-		if err := checkBatch(rest, int(l.cfg.MaxMessageBytes), &h, crc); err != nil {
+	crcOf := crcOfData
+	if firstChecked {
+		crcOf = nil
+	}
+	for rest := records; len(rest) > 0; rest, crcOf = rest[h.Size():], crcOfData {
+		if err := checkBatch(rest, int(l.cfg.MaxMessageBytes), &h, crcOf); err != nil {
 			return err
 		}
 		if h.RecordCount == 0 || h.LastOffsetDelta != h.RecordCount-1 {

@@ -26,15 +26,20 @@ const (
 
 // bigFrame is a connection's large frame in progress.
 type bigFrame struct {
-	buf   []byte // nil when no frame is in progress; the size prefix first
-	total int    // the frame's length, size prefix included
-	spare []byte // a kept buffer (capacity ≤ bigKeep) for the next frame
+	buf   []byte   // nil when no frame is in progress; the size prefix first
+	total int      // the frame's length, size prefix included
+	spare []byte   // a kept buffer (capacity ≤ bigKeep) for the next frame
+	crcs  []uint32 // CRC-32C of each whole crcChunk of the payload read so far (crc.go)
 }
 
 // startBig starts reading a frame of total bytes (size prefix included) into its own
 // buffer; false when the budget would be passed.
 func (c *Conn) startBig(total int) bool {
 	b := &c.big
+	if n := total/crcChunk + 1; cap(b.crcs) < n {
+		b.crcs = make([]uint32, 0, n)
+	}
+	b.crcs = b.crcs[:0]
 	if cap(b.spare) >= total {
 		b.buf, b.spare, b.total = b.spare[:0], nil, total
 		return true
@@ -50,8 +55,8 @@ func (c *Conn) startBig(total int) bool {
 
 // fillBig moves what gnet has buffered into the frame, then reads the rest of the frame
 // straight from the socket into it until the socket has no more (EAGAIN): those bytes skip
-// gnet's read buffer and its copy, in reads as large as the socket holds rather than gnet's
-// 64 KiB. gnet polls level-triggered, so whatever remains unread (the next frame) is reported
+// gnet's read buffer and its copy, in reads of up to maxHotRead rather than gnet's 64 KiB.
+// After each read the chunks it completed are checksummed (crc.go). gnet polls level-triggered, so whatever remains unread (the next frame) is reported
 // again. It returns the frame's payload once it is whole; a socket at its end or failing
 // closes the connection (the frame can never complete).
 func (c *Conn) fillBig(gc gnet.Conn) (frame []byte, act gnet.Action, ready bool) {
@@ -59,12 +64,14 @@ func (c *Conn) fillBig(gc gnet.Conn) (frame []byte, act gnet.Action, ready bool)
 	if len(b.buf) < b.total {
 		n, _ := gc.Read(b.buf[len(b.buf):b.total])
 		b.buf = b.buf[:len(b.buf)+n]
+		b.sumChunks()
 	}
 	for len(b.buf) < b.total && gc.InboundBuffered() == 0 {
-		n, err := unix.Read(gc.Fd(), b.buf[len(b.buf):b.total])
+		n, err := unix.Read(gc.Fd(), b.buf[len(b.buf):min(b.total, len(b.buf)+maxHotRead)])
 		switch {
 		case n > 0:
 			b.buf = b.buf[:len(b.buf)+n]
+			b.sumChunks()
 		case err == unix.EAGAIN:
 			return nil, gnet.None, false
 		case err == unix.EINTR:

@@ -14,6 +14,8 @@ type Request struct {
 	Seq Seq
 	// Frame is the payload after the 4-byte size prefix.
 	Frame []byte
+
+	chunks []uint32 // large frames: CRC-32C of each whole crcChunk of Frame (crc.go)
 }
 
 // FileRegion is Length bytes of File from Offset, sent with sendfile(2).

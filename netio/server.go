@@ -329,7 +329,7 @@ func (ev *events) dispatch(c *Conn, gc gnet.Conn) gnet.Action {
 			case admitPaused:
 				return gnet.None // the frame waits, complete, for the resume's wake-up
 			}
-			c.req = Request{Seq: seq, Frame: frame}
+			c.req = Request{Seq: seq, Frame: frame, chunks: c.big.crcs}
 			s.h.Serve(c, &c.req)
 			c.req = Request{}
 			c.doneBig()
