@@ -25,7 +25,8 @@
 // dispatched only when it is wholly buffered; several frames in one read are all
 // dispatched, in order, and the answers given meanwhile leave together. A large frame
 // (bigFrameMin and up) is read into a buffer of its exact size as it arrives rather than
-// into gnet's ring buffer, within a budget over all connections (frame.go). Outbound, netio writes the 4-byte size prefix itself:
+// into gnet's ring buffer, within a budget over all connections (frame.go), and its 64 KiB
+// chunks are checksummed (CRC-32C) while still cached, for Request.CRC32C (crc.go). Outbound, netio writes the 4-byte size prefix itself:
 // a Response's parts are the payload only (for Kafka: the response header and
 // body), and netio prefixes their total length.
 //
@@ -96,8 +97,8 @@
 // # Buffer lifetimes
 //
 //   - Request.Frame is a view of the event loop's inbound buffer, and the
-//     *Request itself is reused: both are valid only during the Serve call. The
-//     handler copies what it keeps.
+//     *Request itself is reused: both, and Request.CRC32C, are valid only during
+//     the Serve call. The handler copies what it keeps.
 //   - A Response's Parts slice, every Bytes buffer in it, and every FileRegion's
 //     File belong to netio from Reply until netio calls Release: the caller must
 //     not modify them, reuse them or close the file before then. netio never
