@@ -26,9 +26,10 @@
 // dispatched, in order, and the answers given meanwhile leave together. A large frame
 // (bigFrameMin and up) is read into a buffer of its exact size as it arrives rather than
 // into gnet's ring buffer, within a budget over all connections (frame.go), and its 64 KiB
-// chunks are checksummed (CRC-32C) while still cached, for Request.CRC32C (crc.go). Outbound, netio writes the 4-byte size prefix itself:
-// a Response's parts are the payload only (for Kafka: the response header and
-// body), and netio prefixes their total length.
+// chunks are checksummed (CRC-32C) while still cached, for Request.CRC32C (crc.go).
+// Outbound, netio writes the 4-byte size prefix itself: a Response's parts are the
+// payload only (for Kafka: the response header and body), and netio prefixes their
+// total length.
 //
 // # Requests, sequence numbers and the ordering invariant
 //
