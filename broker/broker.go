@@ -374,10 +374,20 @@ var apis = map[int16]api{}
 // register adds a kmsg-decoded handler: the request is decoded (kmsg bounds every length by
 // the bytes present), handled by fn — on a goroutine when slow is set (it may touch the disk),
 // else on the event loop — and the response is encoded with the request's version.
+//
+// Order: a connection's requests handled here take effect in the order they were sent, as
+// Kafka handles one request of a connection at a time. A slow request goes to the
+// connection's queue (serialQueue), run by one goroutine in order; a fast one runs on the
+// event loop unless the queue has work, in which case it waits its turn there too. So two
+// OffsetCommits pipelined on one connection are applied in order, and an OffsetFetch sent
+// after an OffsetCommit reads it. (Produce, Fetch and the group join requests keep their own
+// paths.)
 func register[Req kmsg.Request, Resp kmsg.Response](key kmsg.Key, min, max int16, slow bool, fn func(b *Broker, h *reqHeader, req Req) Resp) {
 	k := key.Int16()
 	apis[k] = api{min: min, max: max, flexible: firstFlexible(k), serve: func(b *Broker, c *netio.Conn, seq netio.Seq, h *reqHeader, body []byte) {
-		if slow {
+		q := queueOf(c)
+		queued := slow || q.busy()
+		if queued {
 			// kmsg's []byte fields alias the body, which is the event loop's buffer and gone
 			// once Serve returns: a handler running later decodes from its own copy.
 			body = append([]byte(nil), body...)
@@ -395,12 +405,64 @@ func register[Req kmsg.Request, Resp kmsg.Response](key kmsg.Key, min, max int16
 			resp.SetVersion(h.version)
 			b.reply(c, seq, h, resp)
 		}
-		if slow {
-			go run()
+		if queued {
+			q.push(run)
 		} else {
 			run()
 		}
 	}}
+}
+
+// serialQueue runs a connection's queued requests one at a time, in order, on a goroutine
+// that exists while there is work. push is called on the connection's event loop, the
+// goroutine drains; busy tells the event loop whether a request must queue behind others.
+type serialQueue struct {
+	mu      sync.Mutex
+	q       []func() // guarded by mu
+	running bool     // a goroutine is draining q; guarded by mu
+}
+
+// queueOf returns c's queue, made on first use (event loop only: netio.Conn.Context).
+func queueOf(c *netio.Conn) *serialQueue {
+	if q, ok := c.Context().(*serialQueue); ok {
+		return q
+	}
+	q := &serialQueue{}
+	c.SetContext(q)
+	return q
+}
+
+func (q *serialQueue) busy() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.running
+}
+
+func (q *serialQueue) push(run func()) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.q = append(q.q, run)
+	if !q.running {
+		q.running = true
+		go q.drain()
+	}
+}
+
+func (q *serialQueue) drain() {
+	for {
+		q.mu.Lock()
+		if len(q.q) == 0 {
+			q.running = false
+			q.q = nil
+			q.mu.Unlock()
+			return
+		}
+		run := q.q[0]
+		q.q[0] = nil
+		q.q = q.q[1:]
+		q.mu.Unlock()
+		run()
+	}
 }
 
 // firstFlexible returns the first flexible version of a request key, or -1.

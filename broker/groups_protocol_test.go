@@ -982,3 +982,80 @@ func FuzzGroupRequests(f *testing.F) {
 		io.ReadFull(c, size[:])
 	})
 }
+
+// TestPipelinedRequestsTakeEffectInOrder: requests pipelined on one connection take effect in
+// the order sent, as Kafka handles a connection's requests one at a time: 200 OffsetCommits
+// of rising offsets (handled off the event loop) sent in one write, each followed by an
+// OffsetFetch (handled on it) and the last by a Heartbeat, leave the group at the last
+// offset, and every OffsetFetch reads exactly the commit sent just before it.
+func TestPipelinedRequestsTakeEffectInOrder(t *testing.T) {
+	tb := grpProtoBroker(t, nil)
+	createTopic(t, newClient(t, tb.addr), "t", 1, nil)
+	const n = 200
+	var stream []byte
+	corr := int32(0)
+	add := func(req kmsg.Request) {
+		corr++
+		stream = append(stream, frame(req.Key(), req.GetVersion(), corr, req.IsFlexible(), req.AppendTo(nil))...)
+	}
+	for i := 1; i <= n; i++ {
+		c := kmsg.NewPtrOffsetCommitRequest()
+		c.Version = 8
+		c.Group, c.Generation = "pipelined", -1 // a group used only for its offsets
+		c.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: int64(i), LeaderEpoch: -1}}}}
+		add(c)
+		f := kmsg.NewPtrOffsetFetchRequest()
+		f.Version = 7
+		f.Group = "pipelined"
+		f.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "t", Partitions: []int32{0}}}
+		add(f)
+	}
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Version = 4
+	hb.Group, hb.MemberID, hb.Generation = "pipelined", "nobody", 1
+	add(hb)
+	conn, err := net.Dial("tcp", tb.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write(stream); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= n; i++ {
+		for _, fetch := range []bool{false, true} {
+			buf, ok := readResponse(t, conn)
+			if !ok {
+				t.Fatalf("connection closed at response %d", i)
+			}
+			// Header: correlation id, then a tag byte (both are flexible versions).
+			body := buf[5:]
+			if !fetch {
+				r := kmsg.NewPtrOffsetCommitResponse()
+				r.Version = 8
+				if err := r.ReadFrom(body); err != nil || r.Topics[0].Partitions[0].ErrorCode != 0 {
+					t.Fatalf("commit %d: %v %+v", i, err, r)
+				}
+				continue
+			}
+			r := kmsg.NewPtrOffsetFetchResponse()
+			r.Version = 7
+			if err := r.ReadFrom(body); err != nil || len(r.Topics) != 1 {
+				t.Fatalf("fetch %d: %v %+v", i, err, r)
+			}
+			if got := r.Topics[0].Partitions[0].Offset; got != int64(i) {
+				t.Fatalf("OffsetFetch sent after the commit of %d read %d", i, got)
+			}
+		}
+	}
+	buf, ok := readResponse(t, conn)
+	if !ok || binary.BigEndian.Uint32(buf) != uint32(corr) {
+		t.Fatalf("heartbeat answer missing or out of order: %x", buf)
+	}
+	f := kmsg.NewPtrOffsetFetchRequest()
+	f.Group = "pipelined"
+	f.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "t", Partitions: []int32{0}}}
+	if got := grpMust[*kmsg.OffsetFetchResponse](t, tb.addr, f).Topics[0].Partitions[0].Offset; got != n {
+		t.Fatalf("committed offset %d after the pipelined commits, want %d", got, n)
+	}
+}
