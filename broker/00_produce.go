@@ -22,7 +22,6 @@ package broker
 
 import (
 	"encoding/binary"
-	"hash/crc32"
 	"sync"
 	"time"
 
@@ -90,16 +89,9 @@ func newProduceState() any {
 	return st
 }
 
-// batchCRC returns the CRC-32C of data, a stretch of a batch: from netio's chunk checksums
-// while the request is being served, computed from the bytes otherwise.
-func (st *produceState) batchCRC(data []byte) uint32 {
-	if st.frame != nil {
-		return st.frame.CRC32C(data)
-	}
-	return crc32.Checksum(data, castagnoli)
-}
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// batchCRC returns the CRC-32C of data, a stretch of a batch in the request being served,
+// from netio's chunk checksums (st.frame is set).
+func (st *produceState) batchCRC(data []byte) uint32 { return st.frame.CRC32C(data) }
 
 func (st *produceState) release() {
 	st.resp.Parts = st.resp.Parts[:0]
@@ -321,7 +313,13 @@ func (b *Broker) produceToPartition(st *produceState, p *partition, pp *prodPart
 		return errNotEnoughReplicas
 	}
 	var bh logstore.BatchHeader
-	if err := logstore.CheckBatchCRC(records, 0, &bh, st.crcFn); err != nil {
+	var err error
+	if st.frame != nil {
+		err = logstore.CheckBatchCRC(records, 0, &bh, st.crcFn)
+	} else { // a deferred batch, a copy: summed from its bytes
+		err = logstore.CheckBatch(records, 0, &bh)
+	}
+	if err != nil {
 		return logstore.CodeOf(err)
 	}
 	if len(records) != bh.Size() && bh.ProducerID >= 0 {
